@@ -1,0 +1,419 @@
+import {
+  ConnectionLostError,
+  NotifyOutcomeUnknownError,
+  QueryFailedError,
+  messageOf,
+  type PgIpcError,
+} from '../errors/index.js'
+import {
+  inTransaction,
+  isConnected,
+  isIdle,
+  isUnusable,
+  quoteIdentifier,
+  type PgClient,
+  type PgNotification,
+} from '../pg/client.js'
+import { decodeCorePayload } from '../wire/core-payload.js'
+import type { Message } from './message.js'
+
+/** What the hub calls back on each instance that shares its client. */
+export interface HubMember {
+  /** The LISTEN this member asked for is active on the server. */
+  hubListened(channel: string): void
+  /** This member's UNLISTEN request was handled (the server stops only if no member needs it). */
+  hubUnlistened(channel: string): void
+  /** A notification arrived on a channel. */
+  hubDeliver(message: Message): void
+  /** A LISTEN or UNLISTEN for this member failed on the server. */
+  hubFailed(error: PgIpcError): void
+  /** The connection is gone; `error` is undefined when the user closed the client on purpose. */
+  hubLost(error: ConnectionLostError | undefined): void
+}
+
+interface IntentJob {
+  readonly kind: 'listen' | 'unlisten'
+  readonly channel: string
+  readonly member: HubMember
+}
+
+interface NotifyJob {
+  readonly kind: 'notify'
+  readonly channel: string
+  readonly payload: string
+  /** Set after a batch failed: send alone so one bad message cannot fail the others. */
+  solo: boolean
+  readonly resolve: () => void
+  readonly reject: (error: PgIpcError) => void
+}
+
+interface ReleaseJob {
+  readonly kind: 'release'
+  readonly channels: readonly string[]
+  readonly member: HubMember
+  readonly done: () => void
+}
+
+type Job = IntentJob | NotifyJob | ReleaseJob
+
+/** Most notifications sent in one statement; keeps statements far below any server limit. */
+const MAX_BATCH = 500
+/** Most payload characters in one statement. */
+const MAX_BATCH_CHARS = 1_000_000
+
+// Schema-qualified: a pg_notify earlier on the user's search_path must not be called instead.
+const SINGLE_NOTIFY = 'SELECT pg_catalog.pg_notify($1, $2)'
+const BATCH_NOTIFY =
+  'SELECT pg_catalog.pg_notify(c, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, p, n) ORDER BY n'
+
+const hubs = new WeakMap<PgClient, ClientHub>()
+
+/**
+ * Everything that belongs to one pg client rather than to one instance: the single
+ * `notification` listener (so a payload is decoded once however many instances share the client),
+ * the LISTEN reference count across instances, and one serial queue of commands, so the library
+ * never has two queries waiting in pg's queue (pg 8.x warns about that) and never runs LISTEN
+ * inside the user's transaction.
+ */
+export class ClientHub {
+  /** The hub for a client, created on first use. */
+  static for(client: PgClient): ClientHub {
+    let hub = hubs.get(client)
+    if (hub === undefined) {
+      hub = new ClientHub(client)
+      hubs.set(client, hub)
+    }
+    return hub
+  }
+
+  readonly client: PgClient
+  readonly #members = new Set<HubMember>()
+  /** channel -> members that have listeners on it */
+  readonly #wanted = new Map<string, Set<HubMember>>()
+  /** channels this hub has LISTENed on the server */
+  readonly #serverListening = new Set<string>()
+  readonly #queue: Job[] = []
+  #running = false
+  #scheduled = false
+  #dead = false
+  #bound = false
+
+  readonly #onNotification = (notification: PgNotification): void => this.#dispatch(notification)
+  readonly #onReady = (): void => this.#kick()
+  readonly #onError = (error: Error): void => {
+    this.#lose(
+      new ConnectionLostError(
+        `The PostgreSQL connection failed: ${messageOf(error)}. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).`,
+        error,
+      ),
+    )
+  }
+  readonly #onEnd = (): void => {
+    if (this.#dead) return
+    // pg sets _ending when the user called client.end(): a deliberate close, not a failure.
+    if (isUnusable(this.client) && (this.client as unknown as { _ending?: boolean })._ending === true) {
+      this.#lose(undefined)
+    } else {
+      this.#lose(
+        new ConnectionLostError(
+          'The PostgreSQL connection ended unexpectedly. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).',
+        ),
+      )
+    }
+  }
+
+  private constructor(client: PgClient) {
+    this.client = client
+  }
+
+  /** Backend pid of the connection, once connected. */
+  get processId(): number | undefined {
+    return this.client.processID ?? undefined
+  }
+
+  get dead(): boolean {
+    return this.#dead || isUnusable(this.client)
+  }
+
+  join(member: HubMember): void {
+    this.#members.add(member)
+    if (!this.#bound) {
+      this.#bound = true
+      this.client.on('notification', this.#onNotification)
+      this.client.on('connect', this.#onReady)
+      this.client.on('drain', this.#onReady)
+      this.client.on('error', this.#onError)
+      this.client.on('end', this.#onEnd)
+    }
+  }
+
+  /** Forgets a member; the last one to leave removes every listener the hub put on the client. */
+  leave(member: HubMember): void {
+    this.#members.delete(member)
+    if (this.#members.size > 0 || this.#queue.length > 0 || this.#running) return
+    this.#unbind()
+  }
+
+  #unbind(): void {
+    if (!this.#bound) return
+    this.#bound = false
+    this.client.off('notification', this.#onNotification)
+    this.client.off('connect', this.#onReady)
+    this.client.off('drain', this.#onReady)
+    this.client.off('error', this.#onError)
+    this.client.off('end', this.#onEnd)
+    if (hubs.get(this.client) === this) hubs.delete(this.client)
+  }
+
+  /** `member` now has listeners on `channel`. */
+  want(member: HubMember, channel: string): void {
+    let members = this.#wanted.get(channel)
+    if (members === undefined) {
+      members = new Set()
+      this.#wanted.set(channel, members)
+    }
+    members.add(member)
+    this.#enqueue({ kind: 'listen', channel, member })
+  }
+
+  /** `member` no longer has listeners on `channel`. */
+  unwant(member: HubMember, channel: string): void {
+    this.#forget(member, channel)
+    this.#enqueue({ kind: 'unlisten', channel, member })
+  }
+
+  /** The server accepted this member's LISTEN on `channel` and it is still wanted. */
+  isListening(channel: string): boolean {
+    return this.#serverListening.has(channel)
+  }
+
+  /** Sends one notification; resolves when the server accepted it. */
+  notify(channel: string, payload: string): Promise<void> {
+    if (this.dead) {
+      return Promise.reject(
+        new ConnectionLostError(
+          `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+        ),
+      )
+    }
+    return new Promise<void>((resolve, reject) => {
+      this.#enqueue({ kind: 'notify', channel, payload, solo: false, resolve, reject })
+    })
+  }
+
+  /**
+   * Drops every channel of an ending member, UNLISTENing those no other member needs. Resolves
+   * after the notifications queued before it settled; never rejects.
+   */
+  release(member: HubMember, channels: Iterable<string>): Promise<void> {
+    const list = new Set(channels)
+    for (const channel of list) this.#forget(member, channel)
+    // Intents of this member that have not run yet no longer matter; the channels they would
+    // have UNLISTENed are released here instead.
+    for (let index = this.#queue.length - 1; index >= 0; index--) {
+      const job = this.#queue[index]
+      if (job !== undefined && job.kind !== 'notify' && job.kind !== 'release' && job.member === member) {
+        this.#queue.splice(index, 1)
+        if (job.kind === 'unlisten') list.add(job.channel)
+      }
+    }
+    const connecting = (this.client as unknown as { _connecting?: boolean })._connecting === true
+    if (this.dead || (!isConnected(this.client) && !connecting && this.#queue.length === 0)) {
+      // Never connected, or already gone: the server holds nothing for us.
+      return Promise.resolve()
+    }
+    return new Promise<void>((resolve) => {
+      this.#enqueue({ kind: 'release', channels: [...list], member, done: resolve })
+    })
+  }
+
+  #forget(member: HubMember, channel: string): void {
+    const members = this.#wanted.get(channel)
+    if (members === undefined) return
+    members.delete(member)
+    if (members.size === 0) this.#wanted.delete(channel)
+  }
+
+  #enqueue(job: Job): void {
+    this.#queue.push(job)
+    this.#kick()
+  }
+
+  #kick(): void {
+    if (this.#running || this.#queue.length === 0 || this.#scheduled) return
+    // Never run (and so never emit) inside the user's on()/off()/notify() call.
+    this.#scheduled = true
+    queueMicrotask(() => {
+      this.#scheduled = false
+      if (!this.#running) void this.#run()
+    })
+  }
+
+  async #run(): Promise<void> {
+    this.#running = true
+    try {
+      while (this.#queue.length > 0 && !this.dead) {
+        // Not connected yet, busy with the user's queries, or inside the user's transaction:
+        // wait for pg's 'connect' or 'drain' to call #kick again.
+        if (!isIdle(this.client)) return
+        const job = this.#queue[0]
+        if (job === undefined) return
+        if (job.kind === 'notify') await this.#sendNotifications(this.#takeBatch())
+        else if (job.kind === 'release') {
+          this.#queue.shift()
+          await this.#runRelease(job)
+        } else {
+          this.#queue.shift()
+          await this.#runIntent(job)
+        }
+      }
+    } finally {
+      this.#running = false
+      if (this.dead) this.#flush()
+      else if (this.#queue.length > 0 && isIdle(this.client)) this.#kick()
+      if (this.#members.size === 0 && this.#queue.length === 0) this.#unbind()
+    }
+  }
+
+  /** Leading notifications that can share one statement: distinct (channel, payload) pairs only. */
+  #takeBatch(): NotifyJob[] {
+    const batch: NotifyJob[] = []
+    const seen = new Set<string>()
+    let chars = 0
+    while (batch.length < MAX_BATCH) {
+      const job = this.#queue[0]
+      if (job === undefined || job.kind !== 'notify') break
+      // PostgreSQL folds identical pairs inside one transaction: one of them would be lost.
+      const key = `${job.channel}\u0000${job.payload}`
+      if (seen.has(key)) break
+      if (batch.length > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
+      seen.add(key)
+      chars += job.payload.length
+      this.#queue.shift()
+      batch.push(job)
+      if (job.solo) break
+    }
+    return batch
+  }
+
+  async #sendNotifications(batch: NotifyJob[]): Promise<void> {
+    const first = batch[0]
+    if (first === undefined) return
+    try {
+      if (batch.length === 1) {
+        await this.client.query({ text: SINGLE_NOTIFY, values: [first.channel, first.payload] })
+      } else {
+        await this.client.query({
+          text: BATCH_NOTIFY,
+          values: [batch.map((job) => job.channel), batch.map((job) => job.payload)],
+        })
+      }
+    } catch (error) {
+      if (this.dead) {
+        for (const job of batch) job.reject(new NotifyOutcomeUnknownError(job.channel, error))
+      } else if (batch.length > 1) {
+        // The statement's transaction rolled back, so none was delivered: resend each alone,
+        // so only the one the server rejects fails.
+        for (const job of batch) job.solo = true
+        this.#queue.unshift(...batch)
+      } else {
+        first.reject(new QueryFailedError('NOTIFY', first.channel, error))
+      }
+      return
+    }
+    for (const job of batch) job.resolve()
+  }
+
+  async #runIntent(job: IntentJob): Promise<void> {
+    const { channel, member } = job
+    if (job.kind === 'listen') {
+      if (!this.#serverListening.has(channel)) {
+        if (!(await this.#command('LISTEN', channel, job))) return
+        this.#serverListening.add(channel)
+      }
+      member.hubListened(channel)
+    } else {
+      if (!this.#wanted.has(channel) && this.#serverListening.has(channel)) {
+        if (!(await this.#command('UNLISTEN', channel, job))) return
+        this.#serverListening.delete(channel)
+      }
+      member.hubUnlistened(channel)
+    }
+  }
+
+  async #runRelease(job: ReleaseJob): Promise<void> {
+    for (const channel of job.channels) {
+      if (this.#wanted.has(channel) || !this.#serverListening.has(channel)) continue
+      if (!(await this.#command('UNLISTEN', channel, undefined, job.member))) continue
+      this.#serverListening.delete(channel)
+    }
+    job.done()
+  }
+
+  /**
+   * Runs LISTEN or UNLISTEN. Returns false when it did not take effect. A command that ran inside
+   * the user's transaction (their BEGIN got to pg first) only counts at COMMIT and is lost at
+   * ROLLBACK, so it is put back to run again once the transaction is over; both commands are
+   * idempotent, so running one twice is harmless.
+   */
+  async #command(
+    command: 'LISTEN' | 'UNLISTEN',
+    channel: string,
+    retry: IntentJob | undefined,
+    member: HubMember | undefined = retry?.member,
+  ): Promise<boolean> {
+    try {
+      await this.client.query({ text: `${command} ${quoteIdentifier(channel)}` })
+    } catch (error) {
+      if (this.dead) return false
+      if (retry !== undefined && inTransaction(this.client)) {
+        this.#queue.unshift(retry)
+        return false
+      }
+      member?.hubFailed(new QueryFailedError(command, channel, error))
+      return false
+    }
+    if (retry !== undefined && inTransaction(this.client)) {
+      this.#queue.unshift(retry)
+      return false
+    }
+    return true
+  }
+
+  #dispatch(notification: PgNotification): void {
+    if (this.#members.size === 0) return
+    const rawPayload = notification.payload ?? ''
+    // Built once: never mutate pg's own object, never decode twice.
+    const message: Message = Object.freeze({
+      channel: notification.channel,
+      payload: decodeCorePayload(rawPayload),
+      processId: notification.processId,
+      rawPayload,
+    })
+    for (const member of [...this.#members]) member.hubDeliver(message)
+  }
+
+  #lose(error: ConnectionLostError | undefined): void {
+    if (this.#dead) return
+    this.#dead = true
+    this.#serverListening.clear()
+    if (!this.#running) this.#flush()
+    for (const member of [...this.#members]) member.hubLost(error)
+  }
+
+  /** The connection is gone: settle everything queued, send nothing. */
+  #flush(): void {
+    const jobs = this.#queue.splice(0)
+    for (const job of jobs) {
+      if (job.kind === 'notify') {
+        job.reject(
+          new ConnectionLostError(
+            `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
+          ),
+        )
+      } else if (job.kind === 'release') {
+        job.done()
+      }
+    }
+  }
+}

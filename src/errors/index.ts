@@ -1,0 +1,216 @@
+/**
+ * Every error this library creates is a `PgIpcError` with a stable `code`. Codes never change
+ * between releases; messages may be reworded. Match on `code` (or `instanceof`), never on text.
+ */
+export const ErrorCode = {
+  /** A channel name PostgreSQL would reject or silently truncate (empty, over 63 bytes, NUL). */
+  InvalidChannel: 'ERR_PG_IPC_INVALID_CHANNEL',
+  /** A channel named like an event this library emits (`error`, `end`, ...). */
+  ReservedChannel: 'ERR_PG_IPC_RESERVED_CHANNEL',
+  /** A payload that cannot be turned into text (BigInt, circular, function, NUL byte). */
+  PayloadNotEncodable: 'ERR_PG_IPC_PAYLOAD_NOT_ENCODABLE',
+  /** An encoded payload of 8000 bytes or more: PostgreSQL would reject it. */
+  PayloadTooLarge: 'ERR_PG_IPC_PAYLOAD_TOO_LARGE',
+  /** The instance was ended: it no longer sends or subscribes. */
+  Ended: 'ERR_PG_IPC_ENDED',
+  /** `listening(channel)` was asked for a channel with no listener, or its listeners left. */
+  NotListening: 'ERR_PG_IPC_NOT_LISTENING',
+  /** The server rejected LISTEN, UNLISTEN or NOTIFY. */
+  QueryFailed: 'ERR_PG_IPC_QUERY_FAILED',
+  /** The connection died or was closed while the instance was using it. */
+  ConnectionLost: 'ERR_PG_IPC_CONNECTION_LOST',
+  /** A channel listener threw or returned a rejected promise. */
+  ListenerFailed: 'ERR_PG_IPC_LISTENER_FAILED',
+  /** A typed payload failed its schema (outgoing) or an unknown channel was named. */
+  InvalidPayload: 'ERR_PG_IPC_INVALID_PAYLOAD',
+  /** A typed channel was named that is not in the channel map. */
+  UnknownChannel: 'ERR_PG_IPC_UNKNOWN_CHANNEL',
+  /** An incoming notification that is not JSON or does not match its channel's schema. */
+  InvalidMessage: 'ERR_PG_IPC_INVALID_MESSAGE',
+  /** A schema that zod cannot encode (a one-way transform), or whose wire form is not JSON. */
+  SchemaNotEncodable: 'ERR_PG_IPC_SCHEMA_NOT_ENCODABLE',
+  /** A `messages()` consumer fell further behind than its buffer allows. */
+  BufferOverflow: 'ERR_PG_IPC_BUFFER_OVERFLOW',
+  /** Too many notifications are waiting to be sent. */
+  Backpressure: 'ERR_PG_IPC_BACKPRESSURE',
+  /** The connection died after a notification was sent and before the server answered. */
+  OutcomeUnknown: 'ERR_PG_IPC_OUTCOME_UNKNOWN',
+  /** No connection came back within the configured wait for a queued notification. */
+  NotConnected: 'ERR_PG_IPC_NOT_CONNECTED',
+  /** LISTEN cannot work on this server or through this connection (standby, pooler). */
+  UnsupportedSetup: 'ERR_PG_IPC_UNSUPPORTED_SETUP',
+} as const
+
+/** One of the stable error codes in {@link ErrorCode}. */
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode]
+
+/** Options every library error accepts. */
+export interface PgIpcErrorOptions {
+  readonly cause?: unknown
+  readonly channel?: string | undefined
+}
+
+/**
+ * Base class of every error this library throws, rejects with or emits.
+ *
+ * @example
+ * ```ts
+ * import { PgIpcError, ErrorCode } from 'typed-pg-ipc'
+ * function explain(error: unknown): string {
+ *   if (error instanceof PgIpcError && error.code === ErrorCode.PayloadTooLarge) return 'store the row, send its key'
+ *   return String(error)
+ * }
+ * ```
+ */
+export class PgIpcError extends Error {
+  /** Stable machine-readable code, one of {@link ErrorCode}. */
+  readonly code: ErrorCode
+  /** The channel involved, where there is one. */
+  readonly channel: string | undefined
+
+  constructor(code: ErrorCode, message: string, options: PgIpcErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.code = code
+    this.channel = options.channel
+  }
+
+  override get name(): string {
+    return this.constructor.name
+  }
+}
+
+/** Thrown synchronously for a channel name PostgreSQL would reject or silently truncate. */
+export class InvalidChannelError extends PgIpcError {
+  constructor(message: string, channel: string) {
+    super(ErrorCode.InvalidChannel, message, { channel })
+  }
+}
+
+/** Thrown for a typed channel named like an event the emitter itself uses. */
+export class ReservedChannelError extends PgIpcError {
+  constructor(channel: string) {
+    super(
+      ErrorCode.ReservedChannel,
+      `Channel name "${channel}" is reserved: it is an event of the emitter itself. Rename the channel (for example "${channel}Event").`,
+      { channel },
+    )
+  }
+}
+
+/** Thrown synchronously when a payload cannot be encoded as text for NOTIFY. */
+export class PayloadNotEncodableError extends PgIpcError {
+  constructor(message: string, channel: string, cause?: unknown) {
+    super(ErrorCode.PayloadNotEncodable, message, { channel, cause })
+  }
+}
+
+/** Thrown (or rejected) when an encoded payload is 8000 bytes or more. */
+export class PayloadTooLargeError extends PgIpcError {
+  /** Size of the encoded payload in UTF-8 bytes. */
+  readonly bytes: number
+  /** The largest size PostgreSQL accepts (7999). */
+  readonly limit: number
+
+  constructor(channel: string, bytes: number, limit: number) {
+    super(
+      ErrorCode.PayloadTooLarge,
+      `Payload for channel "${channel}" is ${bytes} bytes once encoded; PostgreSQL accepts at most ${limit}. ` +
+        'Store the data in a table and send its key instead.',
+      { channel },
+    )
+    this.bytes = bytes
+    this.limit = limit
+  }
+}
+
+/** The instance was ended with `end()`: create a new one to keep going. */
+export class EndedError extends PgIpcError {
+  constructor(action: string, channel?: string) {
+    super(ErrorCode.Ended, `Cannot ${action}: this instance has ended. Create a new instance to send or listen again.`, {
+      channel,
+    })
+  }
+}
+
+/** `listening(channel)` cannot resolve: the channel has no listener on this instance. */
+export class NotListeningError extends PgIpcError {
+  constructor(channel: string, reason: string) {
+    super(
+      ErrorCode.NotListening,
+      `Not listening on channel "${channel}": ${reason}. Add a listener on the channel before waiting for its LISTEN.`,
+      { channel },
+    )
+  }
+}
+
+/** The server rejected a LISTEN, UNLISTEN or NOTIFY; `cause` is the error from pg. */
+export class QueryFailedError extends PgIpcError {
+  /** The command that failed. */
+  readonly command: 'LISTEN' | 'UNLISTEN' | 'NOTIFY'
+  /** The SQLSTATE code from PostgreSQL, when the server sent one. */
+  readonly sqlState: string | undefined
+
+  constructor(command: 'LISTEN' | 'UNLISTEN' | 'NOTIFY', channel: string, cause: unknown) {
+    const sqlState = sqlStateOf(cause)
+    super(
+      ErrorCode.QueryFailed,
+      `${command} on channel "${channel}" failed: ${messageOf(cause)}` +
+        (sqlState === undefined ? '' : ` (SQLSTATE ${sqlState})`) +
+        '. Check the connection and the server log.',
+      { channel, cause },
+    )
+    this.command = command
+    this.sqlState = sqlState
+  }
+}
+
+/** The pg connection was lost or closed underneath the instance; `cause` is pg's error, if any. */
+export class ConnectionLostError extends PgIpcError {
+  constructor(message: string, cause?: unknown) {
+    super(ErrorCode.ConnectionLost, message, { cause })
+  }
+}
+
+/**
+ * The connection died after a notification was sent and before the server answered: it may or may
+ * not have been delivered. It is not resent, since that could deliver it twice.
+ */
+export class NotifyOutcomeUnknownError extends PgIpcError {
+  constructor(channel: string, cause?: unknown) {
+    super(
+      ErrorCode.OutcomeUnknown,
+      `The connection was lost while the notification on channel "${channel}" was in flight: it may or may not have been delivered. ` +
+        'It was not resent (that could deliver it twice); if it matters, make the receiver idempotent and send again.',
+      { channel, cause },
+    )
+  }
+}
+
+/** A channel listener threw or rejected; `cause` is what it threw. The connection is unaffected. */
+export class ListenerError extends PgIpcError {
+  constructor(channel: string, cause: unknown) {
+    super(
+      ErrorCode.ListenerFailed,
+      `A listener for channel "${channel}" failed: ${messageOf(cause)}. Other listeners and the connection are unaffected; handle errors inside the listener.`,
+      { channel, cause },
+    )
+  }
+}
+
+/** @internal */
+export function messageOf(value: unknown): string {
+  if (value instanceof Error) return value.message
+  try {
+    return String(value)
+  } catch {
+    return 'unprintable value'
+  }
+}
+
+function sqlStateOf(value: unknown): string | undefined {
+  if (typeof value === 'object' && value !== null && 'code' in value) {
+    const code = (value as { code: unknown }).code
+    if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
+  }
+  return undefined
+}

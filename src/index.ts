@@ -1,0 +1,34 @@
+/**
+ * typed-pg-ipc: typed messages between Node services over PostgreSQL LISTEN/NOTIFY.
+ *
+ * - `pgIPC(client)`: the untyped core, a drop-in for pg-ipc 1.0.5.
+ * - `defineChannels({ name: zodSchema })`: the typed layer.
+ *
+ * This file is the package's only entry point; everything else is internal.
+ * @packageDocumentation
+ */
+import { pgIPC } from './core/pg-ipc.js'
+
+export { pgIPC }
+export type { PgIPC, PgIPCEvents } from './core/pg-ipc.js'
+export type { Message } from './core/message.js'
+export { RESERVED_EVENTS, type ReservedEvent } from './core/reserved.js'
+export type { PgClient, PgNotification } from './pg/client.js'
+export { MAX_CHANNEL_BYTES, MAX_PAYLOAD_BYTES } from './wire/limits.js'
+export {
+  ErrorCode,
+  PgIpcError,
+  InvalidChannelError,
+  ReservedChannelError,
+  PayloadNotEncodableError,
+  PayloadTooLargeError,
+  EndedError,
+  NotListeningError,
+  QueryFailedError,
+  ConnectionLostError,
+  NotifyOutcomeUnknownError,
+  ListenerError,
+  type PgIpcErrorOptions,
+} from './errors/index.js'
+
+export default pgIPC

@@ -1,0 +1,75 @@
+import type { EventEmitter } from 'node:events'
+
+/** What node-postgres hands to `client.on('notification')`. */
+export interface PgNotification {
+  readonly processId: number
+  readonly channel: string
+  readonly payload?: string | undefined
+}
+
+/** The part of a pg query result the library reads. */
+export interface PgQueryResult {
+  readonly rows: readonly Record<string, unknown>[]
+}
+
+/**
+ * The part of a node-postgres `Client` this library uses. A `pg.Client` fits; a `pg.Pool` does not
+ * (LISTEN needs one session), and neither does a pool client you release while listening.
+ */
+export interface PgClient extends EventEmitter {
+  query(config: { text: string; values?: unknown[] }): Promise<PgQueryResult>
+  /** Backend process id of this connection once connected (pg names it `processID`). */
+  readonly processID?: number | null | undefined
+}
+
+/** Quotes an identifier for SQL: the one place identifiers are turned into SQL text. */
+export function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`
+}
+
+/**
+ * node-postgres exposes no public "is it usable" state; these are the fields pg 8.x keeps.
+ * Kept in one place so a pg upgrade has one thing to check.
+ */
+interface PgClientInternals {
+  _connected?: boolean
+  _connecting?: boolean
+  _ending?: boolean
+  _ended?: boolean
+  _queryable?: boolean
+  _queryQueue?: unknown[]
+  getTransactionStatus?: () => string | null
+}
+
+function internals(client: PgClient): PgClientInternals {
+  return client as unknown as PgClientInternals
+}
+
+/** The client is closed, closing, or broken: nothing sent on it will ever run. */
+export function isUnusable(client: PgClient): boolean {
+  const state = internals(client)
+  return state._ending === true || state._ended === true || state._queryable === false
+}
+
+/** The client finished its start-up and can run queries now. */
+export function isConnected(client: PgClient): boolean {
+  const state = internals(client)
+  return state._connected === true && !isUnusable(client)
+}
+
+/**
+ * Safe to hand a query to pg without pg queueing it behind another queued one (which prints
+ * pg's "already executing a query" deprecation warning) and outside a user's transaction.
+ */
+export function isIdle(client: PgClient): boolean {
+  if (!isConnected(client)) return false
+  const state = internals(client)
+  if ((state._queryQueue?.length ?? 0) > 0) return false
+  return !inTransaction(client)
+}
+
+/** The session is inside a transaction block (open or failed). */
+export function inTransaction(client: PgClient): boolean {
+  const status = internals(client).getTransactionStatus?.()
+  return status === 'T' || status === 'E'
+}

@@ -1,0 +1,57 @@
+import { PayloadNotEncodableError, PayloadTooLargeError, messageOf } from '../errors/index.js'
+import { MAX_PAYLOAD_BYTES } from './limits.js'
+
+/**
+ * pg-ipc's encoding, kept for compatibility: no payload for `null`/`undefined`, strings as raw
+ * text, everything else as JSON. Returns `undefined` for "send no payload".
+ */
+export function encodeCorePayload(channel: string, payload: unknown): string | undefined {
+  if (payload === null || payload === undefined) return undefined
+  let text: string | undefined
+  if (typeof payload === 'string') {
+    text = payload
+  } else {
+    try {
+      text = JSON.stringify(payload)
+    } catch (error) {
+      throw new PayloadNotEncodableError(
+        `Payload for channel "${channel}" cannot be encoded as JSON: ${messageOf(error)}. ` +
+          'Send plain data (convert BigInt to string, break cycles).',
+        channel,
+        error,
+      )
+    }
+    if (text === undefined) {
+      throw new PayloadNotEncodableError(
+        `Payload for channel "${channel}" of type ${typeof payload} has no JSON form. Send plain data instead.`,
+        channel,
+      )
+    }
+  }
+  assertPayloadText(channel, text)
+  return text
+}
+
+/** Checks what the server would reject, so nothing half-valid is ever sent. */
+export function assertPayloadText(channel: string, text: string): void {
+  if (text.includes('\u0000')) {
+    throw new PayloadNotEncodableError(
+      `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
+      channel,
+    )
+  }
+  // Fast path: a UTF-16 string of n units is at most 3n UTF-8 bytes.
+  if (text.length * 3 <= MAX_PAYLOAD_BYTES) return
+  const bytes = Buffer.byteLength(text, 'utf8')
+  if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(channel, bytes, MAX_PAYLOAD_BYTES)
+}
+
+/** pg-ipc's decoding: JSON when it parses, the raw text otherwise (so `''` stays `''`). */
+export function decodeCorePayload(raw: string): unknown {
+  if (raw === '') return raw
+  try {
+    return JSON.parse(raw)
+  } catch {
+    return raw
+  }
+}
