@@ -28,7 +28,27 @@ export {
   ConnectionLostError,
   NotifyOutcomeUnknownError,
   ListenerError,
+  InvalidPayloadError,
+  UnknownChannelError,
+  InvalidMessageError,
+  SchemaNotEncodableError,
+  BufferOverflowError,
   type PgIpcErrorOptions,
+  type ValidationIssue,
 } from './errors/index.js'
+
+export { defineChannels, type ChannelSet, type NotifyQuery } from './typed/define-channels.js'
+export type { TypedIPC, AttachOptions, TypedEvents, TypedEventName, TypedListener } from './typed/typed-ipc.js'
+export type { MessageIterator, MessagesOptions } from './typed/messages.js'
+export type {
+  ChannelSchemas,
+  CheckChannels,
+  ChannelName,
+  PayloadOf,
+  WirePayloadOf,
+  MessageOf,
+  TypedMessage,
+  PayloadArgs,
+} from './typed/types.js'
 
 export default pgIPC

@@ -14,6 +14,7 @@ import {
   type PgClient,
   type PgNotification,
 } from '../pg/client.js'
+import { NOTIFY_MANY_SQL, NOTIFY_SQL } from '../pg/sql.js'
 import { decodeCorePayload } from '../wire/core-payload.js'
 import type { Message } from './message.js'
 
@@ -61,10 +62,6 @@ const MAX_BATCH = 500
 /** Most payload characters in one statement. */
 const MAX_BATCH_CHARS = 1_000_000
 
-// Schema-qualified: a pg_notify earlier on the user's search_path must not be called instead.
-const SINGLE_NOTIFY = 'SELECT pg_catalog.pg_notify($1, $2)'
-const BATCH_NOTIFY =
-  'SELECT pg_catalog.pg_notify(c, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, p, n) ORDER BY n'
 
 const hubs = new WeakMap<PgClient, ClientHub>()
 
@@ -193,6 +190,8 @@ export class ClientHub {
       return Promise.reject(
         new ConnectionLostError(
           `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+          undefined,
+          channel,
         ),
       )
     }
@@ -301,10 +300,10 @@ export class ClientHub {
     if (first === undefined) return
     try {
       if (batch.length === 1) {
-        await this.client.query({ text: SINGLE_NOTIFY, values: [first.channel, first.payload] })
+        await this.client.query({ text: NOTIFY_SQL, values: [first.channel, first.payload] })
       } else {
         await this.client.query({
-          text: BATCH_NOTIFY,
+          text: NOTIFY_MANY_SQL,
           values: [batch.map((job) => job.channel), batch.map((job) => job.payload)],
         })
       }
@@ -409,6 +408,8 @@ export class ClientHub {
         job.reject(
           new ConnectionLostError(
             `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
+            undefined,
+            job.channel,
           ),
         )
       } else if (job.kind === 'release') {

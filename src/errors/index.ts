@@ -166,8 +166,8 @@ export class QueryFailedError extends PgIpcError {
 
 /** The pg connection was lost or closed underneath the instance; `cause` is pg's error, if any. */
 export class ConnectionLostError extends PgIpcError {
-  constructor(message: string, cause?: unknown) {
-    super(ErrorCode.ConnectionLost, message, { cause })
+  constructor(message: string, cause?: unknown, channel?: string) {
+    super(ErrorCode.ConnectionLost, message, { cause, channel })
   }
 }
 
@@ -213,4 +213,110 @@ function sqlStateOf(value: unknown): string | undefined {
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
   }
   return undefined
+}
+
+/** One validation problem, as zod reports it (a subset of zod's issue shape). */
+export interface ValidationIssue {
+  readonly code: string
+  readonly message: string
+  readonly path: readonly PropertyKey[]
+}
+
+/** A typed notify's payload failed its channel's schema; nothing was sent. */
+export class InvalidPayloadError extends PgIpcError {
+  /** What zod found wrong, path by path. */
+  readonly issues: readonly ValidationIssue[]
+
+  constructor(channel: string, issues: readonly ValidationIssue[], cause?: unknown) {
+    super(
+      ErrorCode.InvalidPayload,
+      `Payload for channel "${channel}" does not match its schema: ${describeIssues(issues)}. Nothing was sent; fix the value (see .issues).`,
+      { channel, cause },
+    )
+    this.issues = issues
+  }
+}
+
+/** A typed call named a channel that is not in the channel map (only possible from JavaScript). */
+export class UnknownChannelError extends PgIpcError {
+  constructor(channel: string, known: readonly string[]) {
+    super(
+      ErrorCode.UnknownChannel,
+      `Unknown channel "${channel}": it is not in this channel map (known: ${known.map((name) => `"${name}"`).join(', ') || 'none'}). Add it to defineChannels() or fix the name.`,
+      { channel },
+    )
+  }
+}
+
+/**
+ * An incoming notification that is not JSON or does not match its channel's schema. It reached no
+ * listener; it is emitted as `invalid` (or `error`), never thrown at the consumer.
+ */
+export class InvalidMessageError extends PgIpcError {
+  /** The payload exactly as it arrived. */
+  readonly rawPayload: string
+  /** Backend pid of the sender: find the culprit with `pg_stat_activity`. */
+  readonly processId: number
+  /** What zod found wrong; empty when the payload was not JSON at all (see `cause`). */
+  readonly issues: readonly ValidationIssue[]
+
+  constructor(channel: string, rawPayload: string, processId: number, issues: readonly ValidationIssue[], cause?: unknown) {
+    const what =
+      issues.length > 0
+        ? `does not match the channel's schema: ${describeIssues(issues)}`
+        : cause instanceof SyntaxError
+          ? `is not valid JSON (${messageOf(cause)})`
+          : `could not be decoded (${messageOf(cause)})`
+    super(
+      ErrorCode.InvalidMessage,
+      `Ignored a notification on channel "${channel}" from backend pid ${processId}: its payload ${what}. ` +
+        `Raw payload: ${preview(rawPayload)}. Fix the sender, or version the channel if its schema changed.`,
+      { channel, cause },
+    )
+    this.rawPayload = rawPayload
+    this.processId = processId
+    this.issues = issues
+  }
+}
+
+/** A schema that cannot be used on the wire: a one-way transform, or a wire form that is not JSON. */
+export class SchemaNotEncodableError extends PgIpcError {
+  constructor(channel: string, reason: string, cause?: unknown) {
+    super(ErrorCode.SchemaNotEncodable, `Schema of channel "${channel}" cannot be sent: ${reason}`, { channel, cause })
+  }
+}
+
+/** A `messages()` consumer fell more than `limit` messages behind; the loop ended here. */
+export class BufferOverflowError extends PgIpcError {
+  /** The buffer size that was exceeded. */
+  readonly limit: number
+
+  constructor(channel: string, limit: number) {
+    super(
+      ErrorCode.BufferOverflow,
+      `The messages() loop on channel "${channel}" fell more than ${limit} messages behind, so it was ended; later messages were not buffered. ` +
+        'Process messages faster (hand slow work to a queue), or raise the bufferSize option.',
+      { channel },
+    )
+    this.limit = limit
+  }
+}
+
+/** @internal */
+export function toIssues(issues: readonly { code: string; message: string; path: readonly PropertyKey[] }[]): ValidationIssue[] {
+  return issues.map(({ code, message, path }) => ({ code, message, path: [...path] }))
+}
+
+function describeIssues(issues: readonly ValidationIssue[]): string {
+  const shown = issues.slice(0, 3).map((issue) => {
+    const path = issue.path.length > 0 ? issue.path.map(String).join('.') : '(payload)'
+    return `${path}: ${issue.message}`
+  })
+  if (issues.length > 3) shown.push(`and ${issues.length - 3} more`)
+  return shown.join('; ')
+}
+
+function preview(raw: string): string {
+  const text = JSON.stringify(raw)
+  return text.length > 200 ? `${text.slice(0, 200)}…" (${raw.length} characters)` : text
 }

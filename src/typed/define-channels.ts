@@ -1,0 +1,89 @@
+import { ReservedChannelError, UnknownChannelError } from '../errors/index.js'
+import { isReservedEvent } from '../core/reserved.js'
+import type { PgClient } from '../pg/client.js'
+import { NOTIFY_SQL } from '../pg/sql.js'
+import { assertChannelName } from '../wire/channel.js'
+import { encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
+import { assertWireSchema } from './schema-check.js'
+import { TypedIPC, type AttachOptions } from './typed-ipc.js'
+import type { ChannelName, ChannelSchemas, CheckChannels, PayloadArgs } from './types.js'
+
+/** A pg query config that sends one notification when the caller's transaction commits. */
+export interface NotifyQuery {
+  readonly text: string
+  readonly values: [channel: string, payload: string]
+}
+
+/** What `defineChannels` returns: the channel map, frozen, with ways to use it. */
+export interface ChannelSet<Schemas extends ChannelSchemas> {
+  /** The schemas, by channel name. */
+  readonly schemas: Readonly<Schemas>
+  /** The channel names. */
+  readonly names: readonly ChannelName<Schemas>[]
+  /**
+   * A typed emitter over one pg client (a `pg.Client`, not a pool): listeners, `notify`,
+   * `messages()`, `end()`.
+   */
+  attach(client: PgClient, options?: AttachOptions): TypedIPC<Schemas>
+  /**
+   * A query for your own transaction: the notification is validated and encoded now, and delivered
+   * when that transaction commits (never, if it rolls back).
+   *
+   * @example
+   * ```ts
+   * await tx.query('BEGIN')
+   * await tx.query('INSERT INTO orders ...')
+   * await tx.query(channels.notifyQuery('orderPlaced', order))
+   * await tx.query('COMMIT')
+   * ```
+   */
+  notifyQuery<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): NotifyQuery
+}
+
+/**
+ * Defines typed channels: names and payload types come from one map of zod schemas, checked by
+ * the compiler where you write code and by zod where data crosses a process boundary.
+ *
+ * @example
+ * ```ts
+ * import { defineChannels } from 'typed-pg-ipc'
+ * import { z } from 'zod'
+ *
+ * const isoDate = z.codec(z.iso.datetime(), z.date(), {
+ *   decode: (text) => new Date(text),
+ *   encode: (date) => date.toISOString(),
+ * })
+ * export const channels = defineChannels({
+ *   orderPlaced: z.object({ orderId: z.uuid(), total: z.number().positive(), placedAt: isoDate }),
+ *   cacheCleared: z.void(),
+ * })
+ * ```
+ */
+export function defineChannels<Schemas extends ChannelSchemas>(
+  schemas: Schemas & CheckChannels<Schemas>,
+): ChannelSet<Schemas> {
+  if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
+    throw new TypeError('defineChannels() takes an object mapping channel names to zod schemas.')
+  }
+  const map = Object.freeze({ ...schemas }) as Readonly<Schemas>
+  const names = Object.freeze(Object.keys(map)) as readonly ChannelName<Schemas>[]
+  for (const name of names) {
+    if (isReservedEvent(name)) throw new ReservedChannelError(name)
+    assertChannelName(name)
+    assertWireSchema(name, map[name])
+  }
+  const schemaOf = (name: string): WireSchema => {
+    if (!Object.hasOwn(map, name)) throw new UnknownChannelError(name, names)
+    return map[name] as unknown as WireSchema
+  }
+  const set: ChannelSet<Schemas> = {
+    schemas: map,
+    names,
+    attach: (client, options) => new TypedIPC<Schemas>(map, client, options),
+    notifyQuery: (name, ...payload) => {
+      const text = encodeJsonPayload(name, schemaOf(name), payload[0])
+      return { text: NOTIFY_SQL, values: [name, text] }
+    },
+  }
+  return Object.freeze(set)
+}

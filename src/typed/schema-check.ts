@@ -1,0 +1,90 @@
+import { SchemaNotEncodableError } from '../errors/index.js'
+
+/**
+ * Runtime twin of the compile-time checks, for JavaScript callers and for schemas whose types are
+ * too loose to tell: walks a zod schema's definition and fails early for a one-way `.transform()`
+ * (zod cannot encode it) or a wire form that JSON cannot carry.
+ */
+
+interface SchemaLike {
+  readonly _zod: { readonly def: Record<string, unknown> & { readonly type: string } }
+}
+
+/** zod types whose values JSON cannot carry, when they are on the wire side of a schema. */
+const NOT_JSON: Readonly<Record<string, string>> = {
+  date: 'a Date',
+  bigint: 'a bigint',
+  map: 'a Map',
+  set: 'a Set',
+  symbol: 'a symbol',
+  nan: 'NaN',
+  function: 'a function',
+  promise: 'a Promise',
+  file: 'a File',
+}
+
+export function isZodSchema(value: unknown): value is SchemaLike {
+  if (typeof value !== 'object' || value === null || !('_zod' in value)) return false
+  const internals = (value as { _zod: unknown })._zod
+  return typeof internals === 'object' && internals !== null && 'def' in internals
+}
+
+export function assertWireSchema(channel: string, schema: unknown): void {
+  if (
+    !isZodSchema(schema) ||
+    typeof (schema as { safeEncode?: unknown }).safeEncode !== 'function' ||
+    typeof (schema as { safeDecode?: unknown }).safeDecode !== 'function'
+  ) {
+    throw new SchemaNotEncodableError(channel, 'it is not a zod 4 schema. Pass a schema made with `z` from "zod" (v4).')
+  }
+  const seen = new Set<string>()
+  const ids = new WeakMap<object, number>()
+  let nextId = 0
+  const visit = (node: SchemaLike, wire: boolean, path: string): void => {
+    let id = ids.get(node)
+    if (id === undefined) ids.set(node, (id = nextId++))
+    const key = `${id}:${wire}`
+    if (seen.has(key)) return // recursive schemas (z.lazy, z.json)
+    seen.add(key)
+    const def = node._zod.def
+    if (def.type === 'transform') {
+      throw new SchemaNotEncodableError(
+        channel,
+        `it uses .transform() at ${path}, which zod can only run one way, so the payload could not be encoded. ` +
+          'Use z.codec(wireSchema, domainSchema, { decode, encode }) instead.',
+      )
+    }
+    const notJson = NOT_JSON[def.type]
+    if (wire && notJson !== undefined) {
+      throw new SchemaNotEncodableError(
+        channel,
+        `its wire form holds ${notJson} at ${path}, which JSON cannot carry. ` +
+          'Use a z.codec from a JSON type (for a Date: an ISO string) to the value you want.',
+      )
+    }
+    if (def.type === 'pipe') {
+      // A codec or pipe: only its input side travels; its output side is the domain value.
+      visitChild(def.in, wire, path)
+      visitChild(def.out, false, path)
+      return
+    }
+    if (def.type === 'lazy' && typeof def.getter === 'function') {
+      visitChild((def.getter as () => unknown)(), wire, path)
+      return
+    }
+    for (const [field, value] of Object.entries(def)) {
+      if (field === 'type' || field === 'checks') continue
+      if (field === 'shape' && typeof value === 'object' && value !== null) {
+        for (const [name, child] of Object.entries(value)) visitChild(child, wire, `${path}.${name}`)
+      } else if (Array.isArray(value)) {
+        value.forEach((child, index) => visitChild(child, wire, `${path}[${index}]`))
+      } else {
+        visitChild(value, wire, path)
+      }
+    }
+  }
+  const visitChild = (value: unknown, wire: boolean, path: string): void => {
+    if (isZodSchema(value)) visit(value, wire, path)
+  }
+  visit(schema, true, 'the payload')
+}

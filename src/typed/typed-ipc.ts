@@ -1,0 +1,368 @@
+import { EventEmitter } from 'node:events'
+import type { Message } from '../core/message.js'
+import { PgIPCEmitter } from '../core/pg-ipc.js'
+import {
+  EndedError,
+  ErrorCode,
+  ListenerError,
+  UnknownChannelError,
+  type InvalidMessageError,
+  type PgIpcError,
+} from '../errors/index.js'
+import type { PgClient } from '../pg/client.js'
+import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
+import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
+import type { ChannelName, ChannelSchemas, MessageOf, PayloadArgs, TypedMessage } from './types.js'
+
+/** Options of `attach()`. */
+export interface AttachOptions {
+  /** Skip notifications sent by this same connection (its backend pid). Default `false`. */
+  readonly ignoreOwn?: boolean | undefined
+  /**
+   * With neither an `invalid` nor an `error` listener, invalid incoming messages become process
+   * warnings: at most one per channel per this many milliseconds (the rest are counted). Default 10 000.
+   */
+  readonly invalidWarningIntervalMs?: number | undefined
+}
+
+/** The events of a typed instance besides its channels. */
+export interface TypedEvents<Name extends string> {
+  /** A LISTEN for the channel is active on the server. */
+  listen: [channel: Name]
+  /** The channel's last listener left and its LISTEN was released. */
+  unlisten: [channel: Name]
+  /** A failed LISTEN/UNLISTEN, a lost connection, a listener that threw or rejected. */
+  error: [error: PgIpcError]
+  /** An incoming notification that is not JSON or does not match its schema; no listener saw it. */
+  invalid: [error: InvalidMessageError]
+  /** The instance has ended. */
+  end: []
+}
+
+/** Every event name of a typed instance: its channels and {@link TypedEvents}. */
+export type TypedEventName<Schemas extends ChannelSchemas> = ChannelName<Schemas> | keyof TypedEvents<string>
+
+/** The listener type for a channel or an event. */
+export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEventName<Schemas>> =
+  Event extends ChannelName<Schemas>
+    ? (message: MessageOf<Schemas, Event>) => unknown
+    : Event extends keyof TypedEvents<string>
+      ? (...args: TypedEvents<ChannelName<Schemas>>[Event]) => unknown
+      : never
+
+// Node's own listener type, for the internal maps; the public signatures are typed per event.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyFunction = (...args: any[]) => unknown
+type CoreListener = (message: Message) => unknown
+
+/**
+ * A typed emitter over one pg client, made by `channels.attach(client)`. Channel names and payload
+ * types come from the channel map; every payload is validated on the way out and on the way in.
+ */
+export class TypedIPC<Schemas extends ChannelSchemas> {
+  readonly #schemas: Schemas
+  readonly #core: PgIPCEmitter
+  readonly #events = new EventEmitter()
+  /** user listener -> the core listeners registered for it, per channel */
+  readonly #wrappers = new Map<string, Map<AnyFunction, CoreListener[]>>()
+  readonly #iterators = new Set<{ fail(error: Error): void; finish(): void }>()
+  readonly #ignoreOwn: boolean
+  readonly #warnEveryMs: number
+  readonly #lastWarning = new Map<string, { at: number; suppressed: number }>()
+  /** The core hands every listener the same message object: decode it once, for all of them. */
+  #lastMessage: Message | undefined
+  #lastDecoded: TypedMessage<string, unknown> | undefined
+  #endPromise: Promise<void> | undefined
+
+  /** @internal Use `channels.attach(client)`. */
+  constructor(schemas: Schemas, client: PgClient, options: AttachOptions = {}) {
+    this.#schemas = schemas
+    this.#ignoreOwn = options.ignoreOwn ?? false
+    this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
+    this.#core = new PgIPCEmitter(client)
+    this.#core.on('error', (error: PgIpcError) => {
+      if (error.code === ErrorCode.ConnectionLost) for (const iterator of this.#iterators) iterator.fail(error)
+      this.#fail(error)
+    })
+    this.#core.on('listen', (channel: string) => this.#emit('listen', channel))
+    this.#core.on('unlisten', (channel: string) => this.#emit('unlisten', channel))
+  }
+
+  /** The pg client this instance listens on. */
+  get client(): PgClient {
+    return this.#core.client
+  }
+
+  /** True once `end()` was called. */
+  get ended(): boolean {
+    return this.#core.ended
+  }
+
+  /** Adds a listener for a channel (its message is typed by the schema) or for an event. */
+  on<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.#add(event, listener as AnyFunction, false, false)
+  }
+
+  /** Alias of `on`. */
+  addListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.#add(event, listener as AnyFunction, false, false)
+  }
+
+  /** Like `on`, but runs before the listeners already there. */
+  prependListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.#add(event, listener as AnyFunction, false, true)
+  }
+
+  /** A listener for the next valid message on a channel (invalid ones do not use it up), or the next event. */
+  once<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.#add(event, listener as AnyFunction, true, false)
+  }
+
+  /** Removes a listener; the channel's LISTEN is released when its last listener leaves. */
+  off<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.removeListener(event, listener)
+  }
+
+  /** Alias of `off`. */
+  removeListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    if (!this.#isChannel(event)) {
+      this.#events.removeListener(event, listener as AnyFunction)
+      return this
+    }
+    const wrappers = this.#wrappers.get(event)?.get(listener as AnyFunction)
+    const wrapper = wrappers?.pop()
+    if (wrapper !== undefined) this.#core.removeListener(event, wrapper)
+    if (wrappers?.length === 0) this.#wrappers.get(event)?.delete(listener as AnyFunction)
+    return this
+  }
+
+  /** Removes every listener of one channel or event, or of all of them. */
+  removeAllListeners(event?: TypedEventName<Schemas>): this {
+    if (event === undefined) {
+      for (const channel of [...this.#wrappers.keys()]) this.#removeChannel(channel)
+      this.#events.removeAllListeners()
+    } else if (this.#isChannel(event)) {
+      this.#removeChannel(event)
+    } else {
+      this.#events.removeAllListeners(event)
+    }
+    return this
+  }
+
+  /** How many listeners a channel or event has. */
+  listenerCount(event: TypedEventName<Schemas>): number {
+    return this.#isChannel(event) ? this.#core.listenerCount(event) : this.#events.listenerCount(event)
+  }
+
+  /**
+   * Validates, encodes and sends a notification. Resolves when the server accepted it; rejects with
+   * a typed error (invalid payload, too large, unknown channel, ended, server or connection error)
+   * and then nothing was sent. A rejected notify is not also emitted as `error`.
+   */
+  notify<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): Promise<void> {
+    try {
+      if (this.#core.ended) throw new EndedError('notify', name)
+      const text = encodeJsonPayload(name, this.#schema(name), payload[0])
+      return this.#core.notifyText(name, text)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+  }
+
+  /** Alias of `notify`. */
+  send<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): Promise<void> {
+    return this.notify(name, ...payload)
+  }
+
+  /**
+   * An async iterator over one channel. It subscribes now, buffers up to `bufferSize` messages for a
+   * busy consumer, and unsubscribes when the loop is left (break, return, throw) or `signal` aborts.
+   *
+   * @example
+   * ```ts
+   * for await (const message of ipc.messages('orderPlaced', { signal })) console.log(message.payload)
+   * ```
+   */
+  messages<Name extends ChannelName<Schemas>>(
+    name: Name,
+    options?: MessagesOptions,
+  ): MessageIterator<MessageOf<Schemas, Name>> {
+    this.#schema(name)
+    if (this.#core.ended) throw new EndedError('iterate messages', name)
+    type Item = MessageOf<Schemas, Name>
+    const iterator = createMessageIterator<Item>(
+      name,
+      {
+        subscribe: (listener) => {
+          const wrapper = this.#wrap(name, listener as AnyFunction, false)
+          this.#core.on(name, wrapper)
+          return () => {
+            this.#core.removeListener(name, wrapper)
+            this.#iterators.delete(iterator)
+          }
+        },
+      },
+      options,
+    )
+    this.#iterators.add(iterator)
+    return iterator
+  }
+
+  /**
+   * Resolves once the server LISTENs on the channel (it needs a listener or a `messages()` loop):
+   * then read the state you care about, and nothing sent after that read is missed.
+   */
+  listening(name: ChannelName<Schemas>): Promise<void> {
+    try {
+      this.#schema(name)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    return this.#core.listening(name)
+  }
+
+  /**
+   * Ends the instance: notifications already handed to `notify` settle first, then the channels no
+   * other instance on the client needs are UNLISTENed, `messages()` loops finish, `end` is emitted
+   * and every listener is removed. Does not end the client.
+   */
+  end(): Promise<void> {
+    if (this.#endPromise !== undefined) return this.#endPromise
+    for (const iterator of this.#iterators) iterator.finish()
+    this.#endPromise = this.#core.end().then(() => {
+      this.#wrappers.clear()
+      this.#emit('end')
+      this.#events.removeAllListeners()
+    })
+    return this.#endPromise
+  }
+
+  #schema(name: string): WireSchema {
+    if (!Object.hasOwn(this.#schemas, name)) throw new UnknownChannelError(name, Object.keys(this.#schemas))
+    return this.#schemas[name] as unknown as WireSchema
+  }
+
+  #isChannel(event: string): boolean {
+    return Object.hasOwn(this.#schemas, event)
+  }
+
+  #add(event: string, listener: AnyFunction, once: boolean, prepend: boolean): this {
+    if (!this.#isChannel(event)) {
+      if (!isTypedEvent(event)) throw new UnknownChannelError(event, Object.keys(this.#schemas))
+      if (once) this.#events.once(event, listener)
+      else if (prepend) this.#events.prependListener(event, listener)
+      else this.#events.on(event, listener)
+      return this
+    }
+    if (this.#core.ended) throw new EndedError(`listen on channel "${event}"`, event)
+    const wrapper = this.#wrap(event, listener, once)
+    let byListener = this.#wrappers.get(event)
+    if (byListener === undefined) this.#wrappers.set(event, (byListener = new Map()))
+    const list = byListener.get(listener)
+    if (list === undefined) byListener.set(listener, [wrapper])
+    else list.push(wrapper)
+    if (prepend) this.#core.prependListener(event, wrapper)
+    else this.#core.on(event, wrapper)
+    return this
+  }
+
+  #removeChannel(channel: string): void {
+    this.#wrappers.delete(channel)
+    this.#core.removeAllListeners(channel)
+  }
+
+  /** The core listener standing for a typed one: skip own and invalid messages, decode once. */
+  #wrap(channel: string, listener: AnyFunction, once: boolean): CoreListener {
+    const wrapper = (message: Message): unknown => {
+      const typed = this.#decode(message)
+      if (typed === undefined) return undefined
+      if (once) {
+        this.#core.removeListener(channel, wrapper)
+        const list = this.#wrappers.get(channel)?.get(listener)
+        list?.splice(list.indexOf(wrapper), 1)
+      }
+      return (listener as (message: TypedMessage<string, unknown>) => unknown)(typed)
+    }
+    return wrapper
+  }
+
+  #decode(message: Message): TypedMessage<string, unknown> | undefined {
+    if (message === this.#lastMessage) return this.#lastDecoded
+    let typed: TypedMessage<string, unknown> | undefined
+    if (!(this.#ignoreOwn && message.processId === this.#core.client.processID)) {
+      const result = decodeJsonPayload(message.channel, this.#schema(message.channel), message.rawPayload, message.processId)
+      if (result.ok) {
+        typed = Object.freeze({
+          channel: message.channel,
+          payload: result.value,
+          processId: message.processId,
+          rawPayload: message.rawPayload,
+        })
+      } else {
+        this.#invalid(result.error)
+      }
+    }
+    this.#lastMessage = message
+    this.#lastDecoded = typed
+    return typed
+  }
+
+  /** Incoming data never throws: `invalid`, else `error`, else a (rate-limited) process warning. */
+  #invalid(error: InvalidMessageError): void {
+    if (this.#events.listenerCount('invalid') > 0) this.#emit('invalid', error)
+    else if (this.#events.listenerCount('error') > 0) this.#emit('error', error)
+    else this.#warn(error)
+  }
+
+  #warn(error: InvalidMessageError): void {
+    const channel = error.channel ?? ''
+    const now = Date.now()
+    const last = this.#lastWarning.get(channel)
+    if (last !== undefined && now - last.at < this.#warnEveryMs) {
+      last.suppressed++
+      return
+    }
+    const suppressed = last?.suppressed ?? 0
+    this.#lastWarning.set(channel, { at: now, suppressed: 0 })
+    const more = suppressed > 0 ? ` (${suppressed} more invalid messages on this channel were not reported)` : ''
+    process.emitWarning(`${error.message}${more} Add an 'invalid' listener to handle these.`, {
+      type: 'InvalidMessageWarning',
+      code: error.code,
+    })
+  }
+
+  #fail(error: PgIpcError): void {
+    if (this.#events.listenerCount('error') > 0) {
+      this.#emit('error', error)
+      return
+    }
+    if (this.#endPromise !== undefined) {
+      process.emitWarning(error)
+      return
+    }
+    // Node's convention for an unhandled 'error', from a fresh stack: never inside pg's callbacks.
+    setImmediate(() => {
+      throw error
+    })
+  }
+
+  #emit(event: keyof TypedEvents<string>, ...args: unknown[]): void {
+    try {
+      this.#events.emit(event, ...args)
+    } catch (error) {
+      if (event === 'error') {
+        setImmediate(() => {
+          throw error
+        })
+      } else {
+        this.#fail(new ListenerError(event, error))
+      }
+    }
+  }
+}
+
+const TYPED_EVENTS: ReadonlySet<string> = new Set(['listen', 'unlisten', 'error', 'invalid', 'end'])
+
+function isTypedEvent(name: string): boolean {
+  return TYPED_EVENTS.has(name)
+}

@@ -1,0 +1,78 @@
+import {
+  InvalidMessageError,
+  InvalidPayloadError,
+  SchemaNotEncodableError,
+  messageOf,
+  toIssues,
+  type ValidationIssue,
+} from '../errors/index.js'
+import { assertPayloadText } from './core-payload.js'
+
+/**
+ * The typed layer's wire format: JSON text, always (strings too, so they round-trip exactly), and
+ * the empty payload for `undefined` (payload-less channels). The value on the wire is what the
+ * schema's `encode` produces; the listener gets what its `decode` produces.
+ */
+
+interface SafeResult {
+  readonly success: boolean
+  readonly data?: unknown
+  readonly error?: { readonly issues: readonly { code: string; message: string; path: readonly PropertyKey[] }[] } | undefined
+}
+
+/** The two zod (v4 classic) schema methods the wire format needs. */
+export interface WireSchema {
+  safeEncode(value: unknown): SafeResult
+  safeDecode(value: unknown): SafeResult
+}
+
+/** Validates and encodes a domain value to the payload text. Throws a typed error; sends nothing. */
+export function encodeJsonPayload(channel: string, schema: WireSchema, value: unknown): string {
+  let result: SafeResult
+  try {
+    result = schema.safeEncode(value)
+  } catch (error) {
+    // zod throws (rather than reporting an issue) for a one-way .transform() or an async schema.
+    throw new SchemaNotEncodableError(
+      channel,
+      `${messageOf(error)}. A .transform() only works one way; use z.codec() with both decode and encode, and keep schemas synchronous.`,
+      error,
+    )
+  }
+  if (!result.success) throw new InvalidPayloadError(channel, toIssues(result.error?.issues ?? []))
+  const wire = result.data
+  const text = wire === undefined ? '' : JSON.stringify(wire)
+  if (text === undefined) {
+    throw new SchemaNotEncodableError(channel, 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).')
+  }
+  assertPayloadText(channel, text)
+  return text
+}
+
+/** Parses and validates an incoming payload. Returns the decoded value or the reason it is invalid. */
+export function decodeJsonPayload(
+  channel: string,
+  schema: WireSchema,
+  rawPayload: string,
+  processId: number,
+): { ok: true; value: unknown } | { ok: false; error: InvalidMessageError } {
+  let parsed: unknown
+  if (rawPayload !== '') {
+    try {
+      parsed = JSON.parse(rawPayload)
+    } catch (error) {
+      return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+    }
+  }
+  let result: SafeResult
+  try {
+    result = schema.safeDecode(parsed)
+  } catch (error) {
+    return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+  }
+  if (!result.success) {
+    const issues: ValidationIssue[] = toIssues(result.error?.issues ?? [])
+    return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, issues, result.error) }
+  }
+  return { ok: true, value: result.data }
+}
