@@ -12,6 +12,14 @@ import { pgIPC } from './core/pg-ipc.js'
 export { pgIPC }
 export type { PgIPC, PgIPCEvents } from './core/pg-ipc.js'
 export type { Message } from './core/message.js'
+export type {
+  ReconnectOptions,
+  RetryOptions,
+  HealthCheckOptions,
+  WhileDisconnectedOptions,
+  ConnectInfo,
+  PgClientConfig,
+} from './core/reconnector.js'
 export { RESERVED_EVENTS, type ReservedEvent } from './core/reserved.js'
 export type { PgClient, PgNotification } from './pg/client.js'
 export { MAX_CHANNEL_BYTES, MAX_PAYLOAD_BYTES } from './wire/limits.js'
@@ -33,6 +41,9 @@ export {
   InvalidMessageError,
   SchemaNotEncodableError,
   BufferOverflowError,
+  NotConnectedError,
+  BackpressureError,
+  UnsupportedSetupError,
   type PgIpcErrorOptions,
   type ValidationIssue,
 } from './errors/index.js'

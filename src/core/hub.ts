@@ -55,7 +55,15 @@ interface ReleaseJob {
   readonly done: () => void
 }
 
-type Job = IntentJob | NotifyJob | ReleaseJob
+interface QueryJob {
+  readonly kind: 'query'
+  /** `undefined`: a barrier, resolved when every job queued before it has run. */
+  readonly text: string | undefined
+  readonly resolve: (rows: readonly Record<string, unknown>[]) => void
+  readonly reject: (error: unknown) => void
+}
+
+type Job = IntentJob | NotifyJob | ReleaseJob | QueryJob
 
 /** Most notifications sent in one statement; keeps statements far below any server limit. */
 const MAX_BATCH = 500
@@ -192,12 +200,19 @@ export class ClientHub {
           `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
           undefined,
           channel,
+          true,
         ),
       )
     }
     return new Promise<void>((resolve, reject) => {
       this.#enqueue({ kind: 'notify', channel, payload, solo: false, resolve, reject })
     })
+  }
+
+  /** Runs a statement of the library's own (health check, queue usage) in the hub's queue. */
+  query(text: string | undefined): Promise<readonly Record<string, unknown>[]> {
+    if (this.dead) return Promise.reject(new ConnectionLostError('The PostgreSQL connection is closed.'))
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'query', text, resolve, reject }))
   }
 
   /**
@@ -211,7 +226,7 @@ export class ClientHub {
     // have UNLISTENed are released here instead.
     for (let index = this.#queue.length - 1; index >= 0; index--) {
       const job = this.#queue[index]
-      if (job !== undefined && job.kind !== 'notify' && job.kind !== 'release' && job.member === member) {
+      if (job !== undefined && (job.kind === 'listen' || job.kind === 'unlisten') && job.member === member) {
         this.#queue.splice(index, 1)
         if (job.kind === 'unlisten') list.add(job.channel)
       }
@@ -258,7 +273,11 @@ export class ClientHub {
         const job = this.#queue[0]
         if (job === undefined) return
         if (job.kind === 'notify') await this.#sendNotifications(this.#takeBatch())
-        else if (job.kind === 'release') {
+        else if (job.kind === 'query') {
+          this.#queue.shift()
+          if (job.text === undefined) job.resolve([])
+          else await this.client.query({ text: job.text }).then((result) => job.resolve(result.rows), job.reject)
+        } else if (job.kind === 'release') {
           this.#queue.shift()
           await this.#runRelease(job)
         } else {
@@ -410,10 +429,13 @@ export class ClientHub {
             `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
             undefined,
             job.channel,
+            true,
           ),
         )
       } else if (job.kind === 'release') {
         job.done()
+      } else if (job.kind === 'query') {
+        job.reject(new ConnectionLostError('The PostgreSQL connection closed before the query could run.'))
       }
     }
   }

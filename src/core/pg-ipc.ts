@@ -1,9 +1,10 @@
 import { EventEmitter } from 'node:events'
 import {
+  ConnectionLostError,
   EndedError,
   ListenerError,
+  NotConnectedError,
   NotListeningError,
-  type ConnectionLostError,
   type PgIpcError,
 } from '../errors/index.js'
 import type { PgClient } from '../pg/client.js'
@@ -11,6 +12,13 @@ import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
 import { ClientHub, type HubMember } from './hub.js'
 import type { Message } from './message.js'
+import {
+  Reconnector,
+  isReconnectOptions,
+  type ConnectInfo,
+  type ReconnectHost,
+  type ReconnectOptions,
+} from './reconnector.js'
 import { isChannelEvent } from './reserved.js'
 
 // Node's own listener type; the public PgIPC interface narrows it per event.
@@ -32,10 +40,21 @@ export interface PgIPCEvents {
   error: [error: PgIpcError]
   /** The instance stopped listening; emitted before all its listeners are removed. */
   end: []
+  /** Reconnecting mode: the first connection is up and every channel with listeners is LISTENed. */
+  connect: [info: ConnectInfo]
+  /**
+   * Reconnecting mode: a new connection is up after an outage, every channel is LISTENed again and
+   * `onConnect` has run. Messages sent during `downtimeMs` may have been missed: catch up now.
+   */
+  reconnect: [info: ConnectInfo]
+  /** Reconnecting mode: the connection was lost; a new one is being made. */
+  disconnect: [error: ConnectionLostError]
 }
 
 /** A listener for a channel or for one of {@link PgIPCEvents}. */
-type ListenerFor<Event extends string, Events> = Event extends keyof Events
+type ListenerFor<Event extends string | symbol, Events> = Event extends symbol
+  ? (...args: unknown[]) => unknown
+  : Event extends keyof Events
   ? Events[Event] extends unknown[]
     ? (...args: Events[Event]) => unknown
     : never
@@ -47,17 +66,19 @@ type ListenerFor<Event extends string, Events> = Event extends keyof Events
  * Create it with {@link pgIPC}.
  */
 export interface PgIPC extends EventEmitter {
-  /** The pg client this instance listens on. */
-  readonly client: PgClient
+  /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
+  readonly client: PgClient | undefined
   /** True once `end()` was called. */
   readonly ended: boolean
-  on<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  addListener<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  prependListener<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  once<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  prependOnceListener<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  off<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
-  removeListener<Event extends string>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  /** Backend pid of the connection (`client.processID`): compare with `message.processId` to skip your own. */
+  readonly processId: number | undefined
+  on<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  addListener<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  prependListener<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  once<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  prependOnceListener<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  off<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
+  removeListener<Event extends string | symbol>(event: Event, listener: ListenerFor<Event, PgIPCEvents>): this
   emit(event: string | symbol, ...args: unknown[]): boolean
   /**
    * Sends a notification. `payload` is sent as is when it is a string, as JSON otherwise, and not
@@ -74,15 +95,28 @@ export interface PgIPC extends EventEmitter {
    */
   listening(channel: string): Promise<void>
   /**
+   * The fraction of the server's notification queue in use (`pg_notification_queue_usage()`, 0 to 1).
+   * NOTIFY starts failing when it reaches 1: alert well before.
+   */
+  queueUsage(): Promise<number>
+  /**
    * Stops listening: UNLISTENs what no other instance on the client needs, emits `end`, then removes
-   * every listener. Does not end the client. Safe in any client state and when called twice.
+   * every listener. Does not end a client you passed in; in the reconnecting mode it closes the
+   * connection it owns, and leaves no timer or socket behind. Safe in any state and when called twice.
    */
   end(): Promise<void>
 }
 
 /** The implementation behind {@link PgIPC}; layers above use its internal methods. */
 export class PgIPCEmitter extends EventEmitter implements HubMember {
-  readonly #hub: ClientHub
+  /** The hub of the current client; undefined while the reconnecting mode has no connection. */
+  #hub: ClientHub | undefined
+  readonly #reconnector: Reconnector | undefined
+  readonly #maxWaitMs: number
+  readonly #maxQueued: number
+  /** Notifications waiting for a connection (reconnecting mode). */
+  readonly #waiting: { resolve: (hub: ClientHub) => void; reject: (error: unknown) => void; timer: NodeJS.Timeout }[] = []
+  #connectedOnce = false
   /** Channels this instance holds a LISTEN reference for. */
   readonly #subscribed = new Set<string>()
   /** Channels whose LISTEN the server has confirmed for this instance. */
@@ -91,15 +125,29 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   #ended = false
   #endPromise: Promise<void> | undefined
 
-  constructor(client: PgClient) {
+  constructor(source: PgClient | ReconnectOptions) {
     super()
-    this.#hub = ClientHub.for(client)
-    this.#hub.join(this)
+    if (isReconnectOptions(source)) {
+      this.#maxWaitMs = source.whileDisconnected?.maxWaitMs ?? 5_000
+      this.#maxQueued = source.whileDisconnected?.maxQueued ?? 1_000
+      this.#reconnector = new Reconnector(source, this.#reconnectHost())
+      this.#reconnector.start()
+    } else {
+      this.#maxWaitMs = 0
+      this.#maxQueued = 0
+      this.#hub = ClientHub.for(source)
+      this.#hub.join(this)
+    }
   }
 
-  /** The pg client this instance listens on. */
-  get client(): PgClient {
-    return this.#hub.client
+  /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
+  get client(): PgClient | undefined {
+    return this.#hub?.client
+  }
+
+  /** Backend pid of the current connection. */
+  get processId(): number | undefined {
+    return this.#hub?.processId
   }
 
   /** True once `end()` was called. */
@@ -173,13 +221,101 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   notifyText(channel: string, text: string): Promise<void> {
     assertChannelName(channel)
     if (this.#ending) throw new EndedError('notify', channel)
-    return this.#hub.notify(channel, text)
+    return this.#deliver(channel, text)
   }
 
   #send(channel: string, payload: unknown): Promise<void> {
     assertChannelName(channel)
     if (this.#ending) throw new EndedError('notify', channel)
-    return this.#hub.notify(channel, encodeCorePayload(channel, payload) ?? '')
+    return this.#deliver(channel, encodeCorePayload(channel, payload) ?? '')
+  }
+
+  #deliver(channel: string, text: string): Promise<void> {
+    if (this.#reconnector === undefined) return (this.#hub as ClientHub).notify(channel, text)
+    return this.#deliverReconnecting(channel, text)
+  }
+
+  /**
+   * The reconnecting mode's notify policy: wait (bounded in time and count) for a connection; resend
+   * only what provably never left the process, so nothing is lost silently or sent twice.
+   */
+  async #deliverReconnecting(channel: string, text: string): Promise<void> {
+    for (;;) {
+      const hub = await this.#connectedHub(channel)
+      try {
+        await hub.notify(channel, text)
+        return
+      } catch (error) {
+        if (error instanceof ConnectionLostError && error.notSent && !this.#ending) continue
+        throw error
+      }
+    }
+  }
+
+  #connectedHub(channel: string): Promise<ClientHub> {
+    const hub = this.#hub
+    if (hub !== undefined && !hub.dead) return Promise.resolve(hub)
+    if (this.#waiting.length >= this.#maxQueued) {
+      return Promise.reject(
+        new NotConnectedError(channel, `the connection is down and ${this.#maxQueued} notifications are already waiting for it`),
+      )
+    }
+    return new Promise<ClientHub>((resolve, reject) => {
+      const waiter = {
+        resolve,
+        reject,
+        timer: setTimeout(() => {
+          this.#waiting.splice(this.#waiting.indexOf(waiter), 1)
+          reject(new NotConnectedError(channel, `no connection came back within ${this.#maxWaitMs} ms`))
+        }, this.#maxWaitMs),
+      }
+      this.#waiting.push(waiter)
+    })
+  }
+
+  /** The notification queue usage, 0 to 1 (`pg_notification_queue_usage()`). */
+  async queueUsage(): Promise<number> {
+    const hub = this.#hub
+    if (hub === undefined || hub.dead) {
+      throw new ConnectionLostError('Cannot read the notification queue usage: there is no connection right now. Try again after the next connect.')
+    }
+    const rows = await hub.query('SELECT pg_catalog.pg_notification_queue_usage() AS usage')
+    return Number(rows[0]?.usage ?? 0)
+  }
+
+  /** How the reconnector drives this instance. */
+  #reconnectHost(): ReconnectHost {
+    return {
+      attach: async (client) => {
+        const hub = ClientHub.for(client)
+        hub.join(this)
+        this.#hub = hub
+        this.#reconnector?.setPing(() => hub.query('SELECT 1'))
+        for (const channel of this.#subscribed) hub.want(this, channel)
+        await hub.query(undefined) // every LISTEN above has run
+        for (const waiter of this.#waiting.splice(0)) {
+          clearTimeout(waiter.timer)
+          waiter.resolve(hub)
+        }
+      },
+      connected: (info) => {
+        const first = !this.#connectedOnce
+        this.#connectedOnce = true
+        this.#emitSafely(first ? 'connect' : 'reconnect', info)
+      },
+      lost: (error) => {
+        this.#active.clear()
+        const hub = this.#hub
+        this.#hub = undefined
+        hub?.leave(this)
+        this.#emitSafely('disconnect', error)
+      },
+      report: (error) => this.#fail(error as PgIpcError),
+      gaveUp: (error) => {
+        this.#fail(error)
+        void this.end()
+      },
+    }
   }
 
   /**
@@ -230,12 +366,22 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     const channels = [...this.#subscribed]
     this.#subscribed.clear()
     this.#active.clear()
-    this.#endPromise = this.#hub.release(this, channels).then(() => {
-      this.#ended = true
-      this.#emitSafely('end')
-      super.removeAllListeners()
-      this.#hub.leave(this)
-    })
+    for (const waiter of this.#waiting.splice(0)) {
+      clearTimeout(waiter.timer)
+      waiter.reject(new EndedError('notify'))
+    }
+    const hub = this.#hub
+    // In the reconnecting mode the connection closes anyway; release() still lets queued
+    // notifications settle first.
+    const released = hub === undefined ? Promise.resolve() : hub.release(this, channels)
+    this.#endPromise = released
+      .then(() => this.#reconnector?.stop())
+      .then(() => {
+        this.#ended = true
+        this.#emitSafely('end')
+        super.removeAllListeners()
+        hub?.leave(this)
+      })
     return this.#endPromise
   }
 
@@ -249,13 +395,15 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   #sync(event: string | symbol): void {
     if (!isChannelEvent(event) || this.#ending) return
     const has = super.listenerCount(event) > 0
+    // While the reconnecting mode has no connection, only #subscribed changes; the next
+    // connection LISTENs whatever it holds then.
     if (has && !this.#subscribed.has(event)) {
       this.#subscribed.add(event)
-      this.#hub.want(this, event)
+      this.#hub?.want(this, event)
     } else if (!has && this.#subscribed.has(event)) {
       this.#subscribed.delete(event)
       this.#active.delete(event)
-      this.#hub.unwant(this, event)
+      this.#hub?.unwant(this, event)
     }
   }
 
@@ -295,6 +443,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /** @internal */
   hubLost(error: ConnectionLostError | undefined): void {
     this.#active.clear()
+    // The reconnecting mode reports a loss as 'disconnect' and recovers; a client you passed in is
+    // gone for good, so that is an 'error'.
+    if (this.#reconnector !== undefined) return
     if (error !== undefined && !this.#ended) this.#fail(error)
   }
 
@@ -359,6 +510,6 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * await client.end()
  * ```
  */
-export function pgIPC(client: PgClient): PgIPC {
+export function pgIPC(client: PgClient | ReconnectOptions): PgIPC {
   return new PgIPCEmitter(client)
 }

@@ -1,6 +1,6 @@
 /**
- * Event names the emitter uses itself. pg-ipc reserved the first seven; `invalid`, `connect` and
- * `reconnect` are reserved from the start for the typed layer and the reconnecting mode.
+ * Event names the emitter uses itself. pg-ipc reserved the first seven; `invalid`, `connect`,
+ * `reconnect` and `disconnect` are reserved for the typed layer and the reconnecting mode.
  * A channel with one of these names is never LISTENed by adding a listener, and an incoming
  * notification on such a channel is never emitted as that event.
  */
@@ -15,6 +15,7 @@ export const RESERVED_EVENTS = [
   'invalid',
   'connect',
   'reconnect',
+  'disconnect',
 ] as const
 
 /** One of {@link RESERVED_EVENTS}. */

@@ -166,8 +166,60 @@ export class QueryFailedError extends PgIpcError {
 
 /** The pg connection was lost or closed underneath the instance; `cause` is pg's error, if any. */
 export class ConnectionLostError extends PgIpcError {
-  constructor(message: string, cause?: unknown, channel?: string) {
+  /** For a notification: true when it never left the process (so sending it again is safe). */
+  readonly notSent: boolean
+
+  constructor(message: string, cause?: unknown, channel?: string, notSent = false) {
     super(ErrorCode.ConnectionLost, message, { cause, channel })
+    this.notSent = notSent
+  }
+}
+
+/**
+ * The reconnecting mode could not send a notification: no connection came back within
+ * `whileDisconnected.maxWaitMs`, or `maxQueued` notifications were already waiting. It was not sent.
+ */
+export class NotConnectedError extends PgIpcError {
+  constructor(channel: string, reason: string) {
+    super(
+      ErrorCode.NotConnected,
+      `Notification on channel "${channel}" was not sent: ${reason}. It is safe to send it again later; raise whileDisconnected.maxWaitMs or maxQueued to wait longer.`,
+      { channel },
+    )
+  }
+}
+
+/** Too many notifications are waiting to be sent on this instance; this one was not queued. */
+export class BackpressureError extends PgIpcError {
+  /** The configured limit of pending notifications. */
+  readonly limit: number
+
+  constructor(channel: string, limit: number) {
+    super(
+      ErrorCode.Backpressure,
+      `Notification on channel "${channel}" was not queued: ${limit} notifications are already waiting to be sent. ` +
+        'Await notify() (or slow the producer) so the queue can drain, or raise the maxPending option.',
+      { channel },
+    )
+    this.limit = limit
+  }
+}
+
+/** LISTEN/NOTIFY cannot work on this server or through this connection. */
+export class UnsupportedSetupError extends PgIpcError {
+  /** What was detected. */
+  readonly setup: 'standby' | 'pooler'
+
+  constructor(setup: 'standby' | 'pooler') {
+    super(
+      ErrorCode.UnsupportedSetup,
+      setup === 'standby'
+        ? 'Connected to a hot standby (pg_is_in_recovery() is true): PostgreSQL does not allow LISTEN or NOTIFY there. ' +
+            'Connect to the primary (for example with target_session_attrs=read-write in the connection string).'
+        : 'A notification this connection sent to itself never arrived: it goes through a connection pooler in transaction mode ' +
+            '(such as PgBouncer with pool_mode=transaction), where LISTEN cannot work. Connect to PostgreSQL directly or through a session-mode pool.',
+    )
+    this.setup = setup
   }
 }
 

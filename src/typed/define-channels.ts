@@ -1,5 +1,6 @@
 import { ReservedChannelError, UnknownChannelError } from '../errors/index.js'
 import { isReservedEvent } from '../core/reserved.js'
+import { isReconnectOptions, type ReconnectOptions } from '../core/reconnector.js'
 import type { PgClient } from '../pg/client.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
@@ -22,9 +23,11 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
   readonly names: readonly ChannelName<Schemas>[]
   /**
    * A typed emitter over one pg client (a `pg.Client`, not a pool): listeners, `notify`,
-   * `messages()`, `end()`.
+   * `messages()`, `end()`. Pass `{ connect, ...}` instead of a client for the reconnecting mode,
+   * where the library owns the connection and replaces it when it is lost.
    */
   attach(client: PgClient, options?: AttachOptions): TypedIPC<Schemas>
+  attach(options: ReconnectOptions & AttachOptions): TypedIPC<Schemas>
   /**
    * A query for your own transaction: the notification is validated and encoded now, and delivered
    * when that transaction commits (never, if it rolls back).
@@ -79,7 +82,8 @@ export function defineChannels<Schemas extends ChannelSchemas>(
   const set: ChannelSet<Schemas> = {
     schemas: map,
     names,
-    attach: (client, options) => new TypedIPC<Schemas>(map, client, options),
+    attach: (source: PgClient | (ReconnectOptions & AttachOptions), options?: AttachOptions) =>
+      new TypedIPC<Schemas>(map, source, options ?? (isReconnectOptions(source) ? source : {})),
     notifyQuery: (name, ...payload) => {
       const text = encodeJsonPayload(name, schemaOf(name), payload[0])
       return { text: NOTIFY_SQL, values: [name, text] }

@@ -1,11 +1,13 @@
 import { EventEmitter } from 'node:events'
 import type { Message } from '../core/message.js'
 import { PgIPCEmitter } from '../core/pg-ipc.js'
+import type { ConnectInfo, ReconnectOptions } from '../core/reconnector.js'
 import {
   EndedError,
   ErrorCode,
   ListenerError,
   UnknownChannelError,
+  type ConnectionLostError,
   type InvalidMessageError,
   type PgIpcError,
 } from '../errors/index.js'
@@ -37,6 +39,12 @@ export interface TypedEvents<Name extends string> {
   invalid: [error: InvalidMessageError]
   /** The instance has ended. */
   end: []
+  /** Reconnecting mode: the first connection is up and every channel with listeners is LISTENed. */
+  connect: [info: ConnectInfo]
+  /** Reconnecting mode: back after an outage (LISTENs restored, `onConnect` done); catch up now. */
+  reconnect: [info: ConnectInfo]
+  /** Reconnecting mode: the connection was lost; a new one is being made. */
+  disconnect: [error: ConnectionLostError]
 }
 
 /** Every event name of a typed instance: its channels and {@link TypedEvents}. */
@@ -44,10 +52,11 @@ export type TypedEventName<Schemas extends ChannelSchemas> = ChannelName<Schemas
 
 /** The listener type for a channel or an event. */
 export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEventName<Schemas>> =
-  Event extends ChannelName<Schemas>
-    ? (message: MessageOf<Schemas, Event>) => unknown
-    : Event extends keyof TypedEvents<string>
-      ? (...args: TypedEvents<ChannelName<Schemas>>[Event]) => unknown
+  // Events first: a channel can never be named like one (defineChannels rejects it).
+  Event extends keyof TypedEvents<string>
+    ? (...args: TypedEvents<ChannelName<Schemas>>[Event]) => unknown
+    : Event extends ChannelName<Schemas>
+      ? (message: MessageOf<Schemas, Event>) => unknown
       : never
 
 // Node's own listener type, for the internal maps; the public signatures are typed per event.
@@ -75,7 +84,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   #endPromise: Promise<void> | undefined
 
   /** @internal Use `channels.attach(client)`. */
-  constructor(schemas: Schemas, client: PgClient, options: AttachOptions = {}) {
+  constructor(schemas: Schemas, client: PgClient | ReconnectOptions, options: AttachOptions = {}) {
     this.#schemas = schemas
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
@@ -84,13 +93,19 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       if (error.code === ErrorCode.ConnectionLost) for (const iterator of this.#iterators) iterator.fail(error)
       this.#fail(error)
     })
-    this.#core.on('listen', (channel: string) => this.#emit('listen', channel))
-    this.#core.on('unlisten', (channel: string) => this.#emit('unlisten', channel))
+    for (const event of ['listen', 'unlisten', 'connect', 'reconnect', 'disconnect'] as const) {
+      this.#core.on(event, (argument: unknown) => this.#emit(event, argument))
+    }
   }
 
-  /** The pg client this instance listens on. */
-  get client(): PgClient {
+  /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
+  get client(): PgClient | undefined {
     return this.#core.client
+  }
+
+  /** Backend pid of the current connection: messages with this `processId` are your own. */
+  get processId(): number | undefined {
+    return this.#core.processId
   }
 
   /** True once `end()` was called. */
@@ -221,6 +236,11 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     return this.#core.listening(name)
   }
 
+  /** The fraction of the server's notification queue in use (0 to 1): alert well before 1. */
+  queueUsage(): Promise<number> {
+    return this.#core.queueUsage()
+  }
+
   /**
    * Ends the instance: notifications already handed to `notify` settle first, then the channels no
    * other instance on the client needs are UNLISTENed, `messages()` loops finish, `end` is emitted
@@ -289,7 +309,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   #decode(message: Message): TypedMessage<string, unknown> | undefined {
     if (message === this.#lastMessage) return this.#lastDecoded
     let typed: TypedMessage<string, unknown> | undefined
-    if (!(this.#ignoreOwn && message.processId === this.#core.client.processID)) {
+    if (!(this.#ignoreOwn && message.processId === this.#core.processId)) {
       const result = decodeJsonPayload(message.channel, this.#schema(message.channel), message.rawPayload, message.processId)
       if (result.ok) {
         typed = Object.freeze({
@@ -361,7 +381,16 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 }
 
-const TYPED_EVENTS: ReadonlySet<string> = new Set(['listen', 'unlisten', 'error', 'invalid', 'end'])
+const TYPED_EVENTS: ReadonlySet<string> = new Set([
+  'listen',
+  'unlisten',
+  'error',
+  'invalid',
+  'end',
+  'connect',
+  'reconnect',
+  'disconnect',
+])
 
 function isTypedEvent(name: string): boolean {
   return TYPED_EVENTS.has(name)

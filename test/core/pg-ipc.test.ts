@@ -17,6 +17,7 @@ import {
   pgIPC,
   type Message,
   type PgIPC,
+  type PgClient,
   type PgIpcError,
 } from '../../src/index.js'
 import { connect, databaseUrl, listeningChannels, uniqueChannel, waitFor } from '../support/db.js'
@@ -37,6 +38,11 @@ async function listen(ipc: PgIPC, channel: string, listener: (message: Message) 
 /** Sends with raw SQL from another connection, as a different service would. */
 async function rawNotify(sender: pg.Client, channel: string, payload = ''): Promise<void> {
   await sender.query('SELECT pg_notify($1, $2)', [channel, payload])
+}
+
+/** Backend pid of a pg client (@types/pg does not declare pg's processID). */
+function pidOf(client: pg.Client): number {
+  return (client as unknown as PgClient).processID ?? -1
 }
 
 /** Collects every `error` event. */
@@ -60,7 +66,7 @@ describe("pg-ipc's README example", () => {
     const got = new Promise<void>((resolve) => {
       ipc.on(channel, (msg) => {
         // Ignore messages from this process
-        if (msg.processId === client.processID) return
+        if (msg.processId === ipc.processId) return
         received.push((msg.payload as { currentTime: number }).currentTime)
         resolve()
       })
@@ -305,7 +311,7 @@ describe('payloads', () => {
       const received = await message
       expect(received.payload).toEqual(payload)
       expect(received.rawPayload).toBe(raw)
-      expect(received.processId).toBe(client.processID)
+      expect(received.processId).toBe(ipc.processId)
       await ipc.end()
     })
   }
@@ -530,7 +536,7 @@ describe('end() in every client state', () => {
     await listen(ipc, uniqueChannel())
     const lost = waitFor<PgIpcError>(ipc, 'error')
     client.on('error', () => {}) // pg reports the loss again after the instance has let go
-    await admin.query('SELECT pg_terminate_backend($1)', [client.processID])
+    await admin.query('SELECT pg_terminate_backend($1)', [pidOf(client)])
     const error = await lost
     expect(error).toBeInstanceOf(ConnectionLostError)
     expect(error.message).toMatch(/connection/i)
@@ -600,7 +606,7 @@ describe('connection loss (defect 9)', () => {
     const ipc = pgIPC(client)
     const lost = waitFor<PgIpcError>(ipc, 'error')
     client.on('error', () => {}) // pg reports the loss again after the instance has let go
-    await admin.query('SELECT pg_terminate_backend($1)', [client.processID])
+    await admin.query('SELECT pg_terminate_backend($1)', [pidOf(client)])
     const error = await lost
     expect(error.code).toBe(ErrorCode.ConnectionLost)
     expect(error.cause).toBeInstanceOf(Error)
