@@ -342,7 +342,8 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
         resolve()
       }
       const onUnlisten = (name: string): void => {
-        if (name !== channel) return
+        // An 'unlisten' for a listener that left while a new one arrived does not end the wait.
+        if (name !== channel || this.#subscribed.has(channel)) return
         cleanup()
         reject(new NotListeningError(channel, 'its last listener was removed'))
       }
