@@ -10,7 +10,7 @@
 import { pgIPC } from './core/pg-ipc.js'
 
 export { pgIPC }
-export type { PgIPC, PgIPCEvents } from './core/pg-ipc.js'
+export type { PgIPC, PgIPCEvents, PgIPCOptions } from './core/pg-ipc.js'
 export type { Message } from './core/message.js'
 export type {
   ReconnectOptions,

@@ -14,6 +14,7 @@ import {
   type PgClient,
   type PgNotification,
 } from '../pg/client.js'
+import { MultiTransaction, type MultiTransactionResult, type TransactionGroup } from '../pg/multi-transaction.js'
 import { NOTIFY_MANY_SQL, NOTIFY_SQL } from '../pg/sql.js'
 import { decodeCorePayload } from '../wire/core-payload.js'
 import type { Message } from './message.js'
@@ -65,10 +66,19 @@ interface QueryJob {
 
 type Job = IntentJob | NotifyJob | ReleaseJob | QueryJob
 
-/** Most notifications sent in one statement; keeps statements far below any server limit. */
-const MAX_BATCH = 500
-/** Most payload characters in one statement. */
+/** Most notifications sent in one round trip; keeps statements far below any server limit. */
+const MAX_BATCH = 1_000
+/** Most payload characters in one round trip. */
 const MAX_BATCH_CHARS = 1_000_000
+/** Most transactions (groups of distinct pairs) in one round trip. */
+const MAX_GROUPS = 100
+
+/** The statement for one group: one notification plainly, several as one JSON parameter. */
+function groupStatement(group: readonly NotifyJob[]): TransactionGroup {
+  const [only] = group
+  if (group.length === 1 && only !== undefined) return { text: NOTIFY_SQL, values: [only.channel, only.payload] }
+  return { text: NOTIFY_MANY_SQL, values: [JSON.stringify(group.map((job) => [job.channel, job.payload]))] }
+}
 
 
 const hubs = new WeakMap<PgClient, ClientHub>()
@@ -293,53 +303,87 @@ export class ClientHub {
     }
   }
 
-  /** Leading notifications that can share one statement: distinct (channel, payload) pairs only. */
-  #takeBatch(): NotifyJob[] {
-    const batch: NotifyJob[] = []
-    const seen = new Set<string>()
+  /**
+   * The notifications at the head of the queue that can travel in one round trip, as groups of
+   * distinct (channel, payload) pairs: PostgreSQL folds identical pairs inside one transaction, so
+   * a repeat starts a new group, and each group is its own transaction.
+   */
+  #takeBatch(): NotifyJob[][] {
+    const groups: NotifyJob[][] = []
+    let group: NotifyJob[] = []
+    let seen = new Set<string>()
+    let count = 0
     let chars = 0
-    while (batch.length < MAX_BATCH) {
+    for (;;) {
       const job = this.#queue[0]
-      if (job === undefined || job.kind !== 'notify') break
-      // PostgreSQL folds identical pairs inside one transaction: one of them would be lost.
+      if (job === undefined || job.kind !== 'notify' || count >= MAX_BATCH) break
+      if (count > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
       const key = `${job.channel}\u0000${job.payload}`
-      if (seen.has(key)) break
-      if (batch.length > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
+      if (seen.has(key)) {
+        if (groups.length + 1 >= MAX_GROUPS) break
+        groups.push(group)
+        group = []
+        seen = new Set()
+      }
       seen.add(key)
-      chars += job.payload.length
       this.#queue.shift()
-      batch.push(job)
+      group.push(job)
+      count++
+      chars += job.payload.length
       if (job.solo) break
     }
-    return batch
+    if (group.length > 0) groups.push(group)
+    return groups
   }
 
-  async #sendNotifications(batch: NotifyJob[]): Promise<void> {
-    const first = batch[0]
+  async #sendNotifications(groups: NotifyJob[][]): Promise<void> {
+    if (groups.length === 1 && groups[0] !== undefined) return this.#sendGroup(groups[0])
+    if ((this.client as { pipeline?: boolean }).pipeline === true) {
+      // A pipelining client sends each query in its own implicit transaction already.
+      await Promise.all(groups.map((group) => this.#sendGroup(group)))
+      return
+    }
+    const result = await new Promise<MultiTransactionResult>((resolve) => {
+      const submittable = new MultiTransaction(groups.map(groupStatement), resolve)
+      void (this.client.query as unknown as (query: MultiTransaction) => unknown)(submittable)
+    })
+    groups.slice(0, result.committed).forEach((group) => group.forEach((job) => job.resolve()))
+    if (result.error === undefined) return
+    const rest = groups.slice(result.committed)
+    if (this.dead) {
+      for (const job of rest.flat()) job.reject(new NotifyOutcomeUnknownError(job.channel, result.error))
+      return
+    }
+    // The failed group rolled back and the ones after it never ran: send the failed one's
+    // notifications alone (so only the one the server rejects fails), then the rest as before.
+    // An error inside BEGIN leaves the session in a failed transaction block: close it first.
+    await this.client.query({ text: 'ROLLBACK' }).catch(() => undefined)
+    const [failed = [], ...notRun] = rest
+    for (const job of failed) job.solo = true
+    this.#queue.unshift(...failed, ...notRun.flat())
+  }
+
+  /** One group in one statement (one implicit transaction). */
+  async #sendGroup(group: NotifyJob[]): Promise<void> {
+    const first = group[0]
     if (first === undefined) return
     try {
-      if (batch.length === 1) {
-        await this.client.query({ text: NOTIFY_SQL, values: [first.channel, first.payload] })
-      } else {
-        await this.client.query({
-          text: NOTIFY_MANY_SQL,
-          values: [batch.map((job) => job.channel), batch.map((job) => job.payload)],
-        })
-      }
+      const { text, values } = groupStatement(group)
+      await this.client.query({ text, values })
     } catch (error) {
       if (this.dead) {
-        for (const job of batch) job.reject(new NotifyOutcomeUnknownError(job.channel, error))
-      } else if (batch.length > 1) {
+        for (const job of group) job.reject(new NotifyOutcomeUnknownError(job.channel, error))
+      } else if (group.length > 1) {
         // The statement's transaction rolled back, so none was delivered: resend each alone,
         // so only the one the server rejects fails.
-        for (const job of batch) job.solo = true
-        this.#queue.unshift(...batch)
+        for (const job of group) job.solo = true
+        this.#queue.unshift(...group)
       } else {
         first.reject(new QueryFailedError('NOTIFY', first.channel, error))
       }
       return
     }
-    for (const job of batch) job.resolve()
+    for (const job of group) job.resolve()
   }
 
   async #runIntent(job: IntentJob): Promise<void> {

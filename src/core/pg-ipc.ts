@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events'
 import {
+  BackpressureError,
   ConnectionLostError,
   EndedError,
   ListenerError,
@@ -49,6 +50,16 @@ export interface PgIPCEvents {
   reconnect: [info: ConnectInfo]
   /** Reconnecting mode: the connection was lost; a new one is being made. */
   disconnect: [error: ConnectionLostError]
+}
+
+/** Options of {@link pgIPC}. */
+export interface PgIPCOptions {
+  /**
+   * Most notifications waiting to be sent; one more is refused with a `BackpressureError` (thrown by
+   * the core's `notify`, a rejection for the typed layer) instead of queueing without limit.
+   * Default 10 000.
+   */
+  readonly maxPending?: number | undefined
 }
 
 /** A listener for a channel or for one of {@link PgIPCEvents}. */
@@ -117,6 +128,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /** Notifications waiting for a connection (reconnecting mode). */
   readonly #waiting: { resolve: (hub: ClientHub) => void; reject: (error: unknown) => void; timer: NodeJS.Timeout }[] = []
   #connectedOnce = false
+  readonly #maxPending: number
+  /** Notifications handed to notify() and not settled yet. */
+  #pending = 0
   /** Channels this instance holds a LISTEN reference for. */
   readonly #subscribed = new Set<string>()
   /** Channels whose LISTEN the server has confirmed for this instance. */
@@ -125,8 +139,13 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   #ended = false
   #endPromise: Promise<void> | undefined
 
-  constructor(source: PgClient | ReconnectOptions) {
+  constructor(source: PgClient | (ReconnectOptions & PgIPCOptions), options: PgIPCOptions = {}) {
     super()
+    const maxPending = options.maxPending ?? (isReconnectOptions(source) ? source.maxPending : undefined) ?? 10_000
+    if (!Number.isInteger(maxPending) || maxPending < 1) {
+      throw new RangeError(`maxPending must be a positive integer, got ${String(maxPending)}.`)
+    }
+    this.#maxPending = maxPending
     if (isReconnectOptions(source)) {
       this.#maxWaitMs = source.whileDisconnected?.maxWaitMs ?? 5_000
       this.#maxQueued = source.whileDisconnected?.maxQueued ?? 1_000
@@ -231,8 +250,18 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   }
 
   #deliver(channel: string, text: string): Promise<void> {
-    if (this.#reconnector === undefined) return (this.#hub as ClientHub).notify(channel, text)
-    return this.#deliverReconnecting(channel, text)
+    // Backpressure: a producer that never awaits must not grow the queue without limit.
+    if (this.#pending >= this.#maxPending) throw new BackpressureError(channel, this.#maxPending)
+    this.#pending++
+    const settle = (): void => {
+      this.#pending--
+    }
+    const sent =
+      this.#reconnector === undefined
+        ? (this.#hub as ClientHub).notify(channel, text)
+        : this.#deliverReconnecting(channel, text)
+    sent.then(settle, settle)
+    return sent
   }
 
   /**
@@ -511,6 +540,8 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
  * await client.end()
  * ```
  */
-export function pgIPC(client: PgClient | ReconnectOptions): PgIPC {
-  return new PgIPCEmitter(client)
+export function pgIPC(client: PgClient, options?: PgIPCOptions): PgIPC
+export function pgIPC(options: ReconnectOptions & PgIPCOptions): PgIPC
+export function pgIPC(source: PgClient | (ReconnectOptions & PgIPCOptions), options?: PgIPCOptions): PgIPC {
+  return new PgIPCEmitter(source, options)
 }

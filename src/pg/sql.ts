@@ -4,6 +4,9 @@
 /** Schema-qualified: a pg_notify earlier on the user's search_path must not be called instead. */
 export const NOTIFY_SQL = 'SELECT pg_catalog.pg_notify($1, $2)'
 
-/** Many notifications in one statement, in array order. */
+/**
+ * Many notifications in one statement, in array order, from one JSON parameter `[[channel, payload], ...]`
+ * (one row back, not one per notification).
+ */
 export const NOTIFY_MANY_SQL =
-  'SELECT pg_catalog.pg_notify(c, p) FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS t(c, p, n) ORDER BY n'
+  'SELECT count(pg_catalog.pg_notify(n->>0, n->>1)) FROM pg_catalog.json_array_elements($1::json) AS n'

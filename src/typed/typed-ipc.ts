@@ -25,6 +25,11 @@ export interface AttachOptions {
    * warnings: at most one per channel per this many milliseconds (the rest are counted). Default 10 000.
    */
   readonly invalidWarningIntervalMs?: number | undefined
+  /**
+   * Most notifications waiting to be sent; one more rejects with a `BackpressureError` instead of
+   * queueing without limit. Default 10 000.
+   */
+  readonly maxPending?: number | undefined
 }
 
 /** The events of a typed instance besides its channels. */
@@ -88,7 +93,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     this.#schemas = schemas
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
-    this.#core = new PgIPCEmitter(client)
+    this.#core = new PgIPCEmitter(client, { maxPending: options.maxPending })
     this.#core.on('error', (error: PgIpcError) => {
       if (error.code === ErrorCode.ConnectionLost) for (const iterator of this.#iterators) iterator.fail(error)
       this.#fail(error)
