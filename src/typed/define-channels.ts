@@ -34,9 +34,17 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
    *
    * @example
    * ```ts
+   * import pg from 'pg'
+   * import { z } from 'zod'
+   * import { defineChannels } from 'typed-pg-ipc'
+   *
+   * const channels = defineChannels({ orderPlaced: z.object({ orderId: z.uuid() }) })
+   * const tx = new pg.Client(process.env.DATABASE_URL)
+   * await tx.connect()
    * await tx.query('BEGIN')
-   * await tx.query('INSERT INTO orders ...')
-   * await tx.query(channels.notifyQuery('orderPlaced', order))
+   * const orderId = crypto.randomUUID()
+   * await tx.query('INSERT INTO orders (id) VALUES ($1)', [orderId])
+   * await tx.query(channels.notifyQuery('orderPlaced', { orderId })) // delivered at COMMIT
    * await tx.query('COMMIT')
    * ```
    */

@@ -200,7 +200,16 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    *
    * @example
    * ```ts
-   * for await (const message of ipc.messages('orderPlaced', { signal })) console.log(message.payload)
+   * import pg from 'pg'
+   * import { z } from 'zod'
+   * import { defineChannels } from 'typed-pg-ipc'
+   *
+   * const channels = defineChannels({ orderPlaced: z.object({ orderId: z.uuid() }) })
+   * const client = new pg.Client(process.env.DATABASE_URL)
+   * await client.connect()
+   * const ipc = channels.attach(client)
+   * const signal = AbortSignal.timeout(60_000)
+   * for await (const message of ipc.messages('orderPlaced', { signal })) console.log(message.payload.orderId)
    * ```
    */
   messages<Name extends ChannelName<Schemas>>(
