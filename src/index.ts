@@ -60,6 +60,7 @@ export type {
   MessageOf,
   TypedMessage,
   PayloadArgs,
+  NotifyPayloadArgs,
 } from './typed/types.js'
 
 export default pgIPC

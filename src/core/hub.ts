@@ -242,8 +242,9 @@ export class ClientHub {
       }
     }
     const connecting = (this.client as unknown as { _connecting?: boolean })._connecting === true
-    if (this.dead || (!isConnected(this.client) && !connecting && this.#queue.length === 0)) {
-      // Never connected, or already gone: the server holds nothing for us.
+    if (this.dead || (!isConnected(this.client) && !connecting)) {
+      // Never connected, or already gone: the server holds nothing for us. (Notifications queued
+      // on a client that was never connected stay queued: they go out if it connects later.)
       return Promise.resolve()
     }
     return new Promise<void>((resolve) => {

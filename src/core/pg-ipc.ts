@@ -8,7 +8,7 @@ import {
   NotListeningError,
   type PgIpcError,
 } from '../errors/index.js'
-import type { PgClient } from '../pg/client.js'
+import { assertClient, type PgClient } from '../pg/client.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
 import { ClientHub, type HubMember } from './hub.js'
@@ -152,6 +152,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
       this.#reconnector = new Reconnector(source, this.#reconnectHost())
       this.#reconnector.start()
     } else {
+      assertClient(source)
       this.#maxWaitMs = 0
       this.#maxQueued = 0
       this.#hub = ClientHub.for(source)

@@ -49,6 +49,8 @@ export interface ConnectInfo {
 export interface ReconnectOptions {
   /** How to make a connection: a function returning a new (connected or not) `pg.Client`, or a pg client config. */
   readonly connect: (() => PgClient | Promise<PgClient>) | PgClientConfig
+  /** Options, not a client or a pool (a `pg.Pool` has `connect` too, and would fit otherwise). */
+  readonly query?: never
   readonly retry?: RetryOptions | undefined
   /** `false` turns the periodic check off (TCP keepalive stays on). */
   readonly healthCheck?: HealthCheckOptions | false | undefined

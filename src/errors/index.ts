@@ -156,7 +156,9 @@ export class QueryFailedError extends PgIpcError {
       ErrorCode.QueryFailed,
       `${command} on channel "${channel}" failed: ${messageOf(cause)}` +
         (sqlState === undefined ? '' : ` (SQLSTATE ${sqlState})`) +
-        '. Check the connection and the server log.',
+        (sqlState === '25006'
+          ? '. A hot standby allows neither LISTEN nor NOTIFY: connect to the primary (target_session_attrs=read-write).'
+          : '. Check the connection and the server log.'),
       { channel, cause },
     )
     this.command = command

@@ -20,6 +20,21 @@ export interface PgClient extends EventEmitter {
   query(config: { text: string; values?: unknown[] }): Promise<PgQueryResult>
   /** Backend process id of this connection once connected (pg names it `processID`). */
   readonly processID?: number | null | undefined
+  /** A `pg.Pool` has this; a client must not: LISTEN needs one session, and a pool has many. */
+  readonly totalCount?: never
+}
+
+/** Refuses a `pg.Pool` at run time too (for JavaScript callers and casts). */
+export function assertClient(client: unknown): asserts client is PgClient {
+  if (typeof client !== 'object' || client === null || typeof (client as { query?: unknown }).query !== 'function') {
+    throw new TypeError('Expected a pg.Client (new pg.Client(config)), or options with `connect` for the reconnecting mode.')
+  }
+  if ('totalCount' in client && 'idleCount' in client) {
+    throw new TypeError(
+      'Got a pg.Pool: LISTEN needs one dedicated session, and a pool hands out a different one each time. ' +
+        'Pass a pg.Client (or `await pool.connect()` kept for as long as you listen), or use the reconnecting mode.',
+    )
+  }
 }
 
 /** Quotes an identifier for SQL: the one place identifiers are turned into SQL text. */

@@ -7,7 +7,7 @@ import { assertChannelName } from '../wire/channel.js'
 import { encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
 import { assertWireSchema } from './schema-check.js'
 import { TypedIPC, type AttachOptions } from './typed-ipc.js'
-import type { ChannelName, ChannelSchemas, CheckChannels, PayloadArgs } from './types.js'
+import type { ChannelName, ChannelSchemas, CheckChannels, NotifyPayloadArgs } from './types.js'
 
 /** A pg query config that sends one notification when the caller's transaction commits. */
 export interface NotifyQuery {
@@ -48,7 +48,7 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
    * await tx.query('COMMIT')
    * ```
    */
-  notifyQuery<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): NotifyQuery
+  notifyQuery<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): NotifyQuery
 }
 
 /**
@@ -93,7 +93,7 @@ export function defineChannels<Schemas extends ChannelSchemas>(
     attach: (source: PgClient | (ReconnectOptions & AttachOptions), options?: AttachOptions) =>
       new TypedIPC<Schemas>(map, source, options ?? (isReconnectOptions(source) ? source : {})),
     notifyQuery: (name, ...payload) => {
-      const text = encodeJsonPayload(name, schemaOf(name), payload[0])
+      const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0])
       return { text: NOTIFY_SQL, values: [name, text] }
     },
   }

@@ -14,7 +14,7 @@ import {
 import type { PgClient } from '../pg/client.js'
 import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
 import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
-import type { ChannelName, ChannelSchemas, MessageOf, PayloadArgs, TypedMessage } from './types.js'
+import type { ChannelName, ChannelSchemas, MessageOf, NotifyPayloadArgs, TypedMessage } from './types.js'
 
 /** Options of `attach()`. */
 export interface AttachOptions {
@@ -179,10 +179,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    * a typed error (invalid payload, too large, unknown channel, ended, server or connection error)
    * and then nothing was sent. A rejected notify is not also emitted as `error`.
    */
-  notify<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): Promise<void> {
+  notify<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): Promise<void> {
     try {
       if (this.#core.ended) throw new EndedError('notify', name)
-      const text = encodeJsonPayload(name, this.#schema(name), payload[0])
+      const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
       return this.#core.notifyText(name, text)
     } catch (error) {
       return Promise.reject(error)
@@ -190,7 +190,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Alias of `notify`. */
-  send<Name extends ChannelName<Schemas>>(name: Name, ...payload: PayloadArgs<Schemas[Name]>): Promise<void> {
+  send<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): Promise<void> {
     return this.notify(name, ...payload)
   }
 

@@ -1,12 +1,13 @@
-import type { JsonPrimitive, Simplify } from 'type-fest'
+import type { IsAny, IsUnion, JsonPrimitive, Simplify } from 'type-fest'
 import type { z } from 'zod'
 import type { ReservedEvent } from '../core/reserved.js'
 
 /** A map of channel names to zod schemas: what `defineChannels` takes. */
 export type ChannelSchemas = Record<string, z.ZodType>
 
-/** True when a schema carries no payload (`z.void()`, `z.undefined()`). */
-type IsPayloadless<Schema extends z.ZodType> = [z.output<Schema>] extends [undefined | void] ? true : false
+/** True when a schema carries no payload (`z.void()`, `z.undefined()`); `z.any()` does carry one. */
+type IsPayloadless<Schema extends z.ZodType> =
+  IsAny<z.output<Schema>> extends true ? false : [z.output<Schema>] extends [undefined | void] ? true : false
 
 /**
  * What JSON can carry. Like type-fest's JsonValue, but an object property may be `undefined`
@@ -68,6 +69,15 @@ export type TypedMessage<Name extends string, Payload> = Simplify<{
 
 /** The message type listeners on a channel receive. */
 export type MessageOf<Channels, Name extends ChannelName<Channels>> = TypedMessage<Name, PayloadOf<Channels, Name>>
+
+/**
+ * `notify`'s payload for one channel of a map. A union of channel names is refused: its payload
+ * could be checked against the wrong channel's schema.
+ */
+export type NotifyPayloadArgs<Schemas extends ChannelSchemas, Name extends keyof Schemas> =
+  IsUnion<Name> extends true
+    ? [payload: `Pass one channel name, not a union: the payload of "${Name & string}" is checked against its own schema only`]
+    : PayloadArgs<Schemas[Name]>
 
 /** `notify`'s payload argument: none for payload-less channels, optional when `undefined` is valid. */
 export type PayloadArgs<Schema extends z.ZodType> =
