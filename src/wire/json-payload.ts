@@ -32,12 +32,15 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
   try {
     result = schema.safeEncode(value)
   } catch (error) {
-    // zod throws (rather than reporting an issue) for a one-way .transform() or an async schema.
-    throw new SchemaNotEncodableError(
-      channel,
-      `${messageOf(error)}. A .transform() only works one way; use z.codec() with both decode and encode, and keep schemas synchronous.`,
-      error,
-    )
+    // zod throws (rather than reporting an issue) for a one-way .transform() or an async schema;
+    // anything else (a codec's encode that throws, a stack overflow on absurd nesting) is reported as is.
+    const text = messageOf(error)
+    const hint = /transform/i.test(text)
+      ? ' A .transform() only works one way; use z.codec() with both decode and encode.'
+      : /promise|async/i.test(text)
+        ? ' Schemas on channels must be synchronous.'
+        : ' Check the value and the schema\'s encode functions.'
+    throw new SchemaNotEncodableError(channel, `encoding the payload failed: ${text}.${hint}`, error)
   }
   if (!result.success) throw new InvalidPayloadError(channel, toIssues(result.error?.issues ?? []))
   const wire = result.data
