@@ -36,6 +36,7 @@ export {
   ConnectionLostError,
   NotifyOutcomeUnknownError,
   ListenerError,
+  HookError,
   InvalidPayloadError,
   UnknownChannelError,
   InvalidMessageError,

@@ -141,10 +141,15 @@ export class ClientHub {
     this.client = client
   }
 
-  /** Backend pid of the connection, once connected. */
+  /**
+   * Backend pid of the connection, once connected: what its notifications carry. Behind a pooler
+   * `client.processID` is made up by the pooler; the reconnecting mode sets the real one.
+   */
   get processId(): number | undefined {
-    return this.client.processID ?? undefined
+    return this.backendPid ?? this.client.processID ?? undefined
   }
+
+  backendPid: number | undefined
 
   get dead(): boolean {
     return this.#dead || isUnusable(this.client)

@@ -316,8 +316,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /** How the reconnector drives this instance. */
   #reconnectHost(): ReconnectHost {
     return {
-      attach: async (client) => {
+      attach: async (client, processId) => {
         const hub = ClientHub.for(client)
+        hub.backendPid = processId
         hub.join(this)
         this.#hub = hub
         this.#reconnector?.setPing(() => hub.query('SELECT 1'))
@@ -434,7 +435,14 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     } else if (!has && this.#subscribed.has(event)) {
       this.#subscribed.delete(event)
       this.#active.delete(event)
-      this.#hub?.unwant(this, event)
+      if (this.#hub !== undefined) this.#hub.unwant(this, event)
+      else {
+        // No connection, so nothing to UNLISTEN: the subscription ends here (never inside the
+        // user's off() call).
+        queueMicrotask(() => {
+          if (!this.#ending && !this.#subscribed.has(event)) this.#emitSafely('unlisten', event)
+        })
+      }
     }
   }
 

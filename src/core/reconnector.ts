@@ -1,4 +1,4 @@
-import { ConnectionLostError, UnsupportedSetupError, messageOf } from '../errors/index.js'
+import { ConnectionLostError, HookError, UnsupportedSetupError, messageOf } from '../errors/index.js'
 import { quoteIdentifier, type PgClient, type PgNotification } from '../pg/client.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 
@@ -79,7 +79,7 @@ export function isReconnectOptions(value: unknown): value is ReconnectOptions {
 /** What the reconnector drives. */
 export interface ReconnectHost {
   /** A fresh connection is up: LISTEN every channel; resolves when all are active. */
-  attach(client: PgClient): Promise<void>
+  attach(client: PgClient, processId: number): Promise<void>
   /** The hook ran; emit `connect` or `reconnect`. */
   connected(info: ConnectInfo): void
   /** The connection was lost; a new one is being made. */
@@ -96,6 +96,8 @@ interface Internals {
 
 /** Destroys the socket under a client: for a connection that stopped answering. */
 export function destroyClient(client: PgClient): void {
+  // pg reports the destroyed socket as an 'error'; nobody needs it, and unheard it would crash.
+  client.on('error', () => undefined)
   ;(client as unknown as Internals).connection?.stream?.destroy?.()
 }
 
@@ -152,35 +154,37 @@ export class Reconnector {
     const retry = this.#options.retry ?? {}
     const maxAttempts = retry.maxAttempts ?? Number.POSITIVE_INFINITY
     let attempts = 0
+    let connectedOnce = false
     let downSince: number | undefined
     while (!this.#stopped) {
       attempts++
       let client: PgClient | undefined
       try {
         client = await this.#open()
-        if (this.#stopped) {
-          await closeClient(client)
-          break
-        }
-        await this.#checkSetup(client)
+        // From here stop() closes it, whatever step it interrupts.
         this.#client = client
+        if (this.#stopped) break
+        const processId = await this.#checkSetup(client)
+        if (this.#stopped) break
         const lost = this.#watch(client)
-        await Promise.race([this.#host.attach(client), lost.then((error) => Promise.reject(error))])
+        await Promise.race([this.#host.attach(client, processId), lost.then((error) => Promise.reject(error))])
         const info: ConnectInfo = {
-          reconnected: downSince !== undefined,
+          reconnected: connectedOnce,
           attempts,
-          downtimeMs: downSince === undefined ? 0 : Date.now() - downSince,
-          processId: client.processID ?? 0,
+          downtimeMs: connectedOnce && downSince !== undefined ? Date.now() - downSince : 0,
+          processId,
         }
         if (this.#options.onConnect !== undefined) {
           try {
             await Promise.race([this.#options.onConnect(info), lost.then((error) => Promise.reject(error))])
           } catch (error) {
             if (error instanceof ConnectionLostError) throw error
-            this.#host.report(new ConnectionLostError(`onConnect failed: ${messageOf(error)}`, error))
+            // The connection is fine; the hook is the user's code. Report it, keep listening.
+            this.#host.report(new HookError(error))
           }
         }
         if (this.#stopped) break
+        connectedOnce = true
         this.#host.connected(info)
         attempts = 0
         const error = await lost
@@ -242,6 +246,11 @@ export class Reconnector {
             keepAliveInitialDelayMillis: 10_000,
             ...(typeof connect === 'string' ? { connectionString: connect } : connect),
           })
+    if (this.#stopped) {
+      // end() came while the factory was running: never let its client connect.
+      await closeClient(client)
+      throw new ConnectionLostError('The instance ended while connecting.')
+    }
     const state = client as unknown as { _connected?: boolean; _connecting?: boolean }
     if (state._connected !== true) {
       const timeoutMs = this.#options.connectTimeoutMs ?? 10_000
@@ -272,16 +281,19 @@ export class Reconnector {
   }
 
   /** LISTEN cannot work on a standby or through a transaction-mode pooler: tell, loudly. */
-  async #checkSetup(client: PgClient): Promise<void> {
+  /** Returns the backend pid, the one notifications from this connection carry. */
+  async #checkSetup(client: PgClient): Promise<number> {
     const { rows } = await client.query({
       text: 'SELECT pg_catalog.pg_is_in_recovery() AS standby, pg_catalog.pg_backend_pid() AS pid',
     })
     const row = rows[0] ?? {}
+    const pid = Number(row.pid)
     if (row.standby === true) throw new UnsupportedSetupError('standby')
     // Directly connected, the pid the server announced at start-up is this backend's own. Through a
-    // pooler it differs; then check that a notification sent to ourselves comes back.
-    if (row.pid === client.processID) return
-    await this.#probe(client)
+    // pooler it differs (the pooler makes one up); then check that a notification sent to
+    // ourselves comes back.
+    if (pid !== client.processID) await this.#probe(client)
+    return pid
   }
 
   async #probe(client: PgClient): Promise<void> {

