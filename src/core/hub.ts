@@ -45,8 +45,8 @@ interface NotifyJob {
   readonly payload: string
   /** Set after a batch failed: send alone so one bad message cannot fail the others. */
   solo: boolean
-  readonly resolve: () => void
-  readonly reject: (error: PgIpcError) => void
+  /** Called once: with undefined when the server accepted it. */
+  readonly settle: (error: PgIpcError | undefined) => void
 }
 
 interface ReleaseJob {
@@ -209,19 +209,27 @@ export class ClientHub {
 
   /** Sends one notification; resolves when the server accepted it. */
   notify(channel: string, payload: string): Promise<void> {
-    if (this.dead) {
-      return Promise.reject(
-        new ConnectionLostError(
-          `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
-          undefined,
-          channel,
-          true,
-        ),
-      )
-    }
     return new Promise<void>((resolve, reject) => {
-      this.#enqueue({ kind: 'notify', channel, payload, solo: false, resolve, reject })
+      this.send(channel, payload, (error) => (error === undefined ? resolve() : reject(error)))
     })
+  }
+
+  /**
+   * Sends one notification; `settle` is called once, never synchronously, with undefined when the
+   * server accepted it. (No promise per message: the core's hot path.)
+   */
+  send(channel: string, payload: string, settle: (error: PgIpcError | undefined) => void): void {
+    if (this.dead) {
+      const error = new ConnectionLostError(
+        `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+        undefined,
+        channel,
+        true,
+      )
+      queueMicrotask(() => settle(error))
+      return
+    }
+    this.#enqueue({ kind: 'notify', channel, payload, solo: false, settle })
   }
 
   /** Runs a statement of the library's own (health check, queue usage) in the hub's queue. */
@@ -318,12 +326,13 @@ export class ClientHub {
     const groups: NotifyJob[][] = []
     let group: NotifyJob[] = []
     let seen = new Set<string>()
-    let count = 0
+    let taken = 0
     let chars = 0
-    for (;;) {
-      const job = this.#queue[0]
-      if (job === undefined || job.kind !== 'notify' || count >= MAX_BATCH) break
-      if (count > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
+    // Indexed, then one splice: shift() per job would cost O(queue length) each.
+    for (; taken < MAX_BATCH; taken++) {
+      const job = this.#queue[taken]
+      if (job === undefined || job.kind !== 'notify') break
+      if (taken > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
       const key = `${job.channel}\u0000${job.payload}`
       if (seen.has(key)) {
         if (groups.length + 1 >= MAX_GROUPS) break
@@ -332,12 +341,14 @@ export class ClientHub {
         seen = new Set()
       }
       seen.add(key)
-      this.#queue.shift()
       group.push(job)
-      count++
       chars += job.payload.length
-      if (job.solo) break
+      if (job.solo) {
+        taken++
+        break
+      }
     }
+    this.#queue.splice(0, taken)
     if (group.length > 0) groups.push(group)
     return groups
   }
@@ -353,11 +364,11 @@ export class ClientHub {
       const submittable = new MultiTransaction(groups.map(groupStatement), resolve)
       void (this.client.query as unknown as (query: MultiTransaction) => unknown)(submittable)
     })
-    groups.slice(0, result.committed).forEach((group) => group.forEach((job) => job.resolve()))
+    groups.slice(0, result.committed).forEach((group) => group.forEach((job) => job.settle(undefined)))
     if (result.error === undefined) return
     const rest = groups.slice(result.committed)
     if (this.dead) {
-      for (const job of rest.flat()) job.reject(new NotifyOutcomeUnknownError(job.channel, result.error))
+      for (const job of rest.flat()) job.settle(new NotifyOutcomeUnknownError(job.channel, result.error))
       return
     }
     // The failed group rolled back and the ones after it never ran: send the failed one's
@@ -378,18 +389,18 @@ export class ClientHub {
       await this.client.query({ text, values })
     } catch (error) {
       if (this.dead) {
-        for (const job of group) job.reject(new NotifyOutcomeUnknownError(job.channel, error))
+        for (const job of group) job.settle(new NotifyOutcomeUnknownError(job.channel, error))
       } else if (group.length > 1) {
         // The statement's transaction rolled back, so none was delivered: resend each alone,
         // so only the one the server rejects fails.
         for (const job of group) job.solo = true
         this.#queue.unshift(...group)
       } else {
-        first.reject(new QueryFailedError('NOTIFY', first.channel, error))
+        first.settle(new QueryFailedError('NOTIFY', first.channel, error))
       }
       return
     }
-    for (const job of group) job.resolve()
+    for (const job of group) job.settle(undefined)
   }
 
   async #runIntent(job: IntentJob): Promise<void> {
@@ -451,10 +462,15 @@ export class ClientHub {
   #dispatch(notification: PgNotification): void {
     if (this.#members.size === 0) return
     const rawPayload = notification.payload ?? ''
-    // Built once: never mutate pg's own object, never decode twice.
+    // Built once: never mutate pg's own object, never decode twice. The lenient decode runs on
+    // first read only: the typed layer reads rawPayload and parses strictly, so it never pays for it.
+    let decoded: { value: unknown } | undefined
     const message: Message = Object.freeze({
       channel: notification.channel,
-      payload: decodeCorePayload(rawPayload),
+      get payload(): unknown {
+        decoded ??= { value: decodeCorePayload(rawPayload) }
+        return decoded.value
+      },
       processId: notification.processId,
       rawPayload,
     })
@@ -474,7 +490,7 @@ export class ClientHub {
     const jobs = this.#queue.splice(0)
     for (const job of jobs) {
       if (job.kind === 'notify') {
-        job.reject(
+        job.settle(
           new ConnectionLostError(
             `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
             undefined,

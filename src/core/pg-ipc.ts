@@ -222,10 +222,13 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
    * a server error is emitted as `error`, success as `notify`.
    */
   notify(channel: string, payload?: unknown): void {
-    this.#send(channel, payload).then(
-      () => this.#emitSafely('notify', channel, payload),
-      (error: PgIpcError) => this.#fail(error),
-    )
+    assertChannelName(channel)
+    if (this.#ending) throw new EndedError('notify', channel)
+    const text = encodeCorePayload(channel, payload) ?? ''
+    this.#deliver(channel, text, (error) => {
+      if (error === undefined) this.#emitSafely('notify', channel, payload)
+      else this.#fail(error)
+    })
   }
 
   /** Alias of {@link PgIPC.notify}. */
@@ -241,28 +244,22 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   notifyText(channel: string, text: string): Promise<void> {
     assertChannelName(channel)
     if (this.#ending) throw new EndedError('notify', channel)
-    return this.#deliver(channel, text)
+    return new Promise<void>((resolve, reject) => {
+      this.#deliver(channel, text, (error) => (error === undefined ? resolve() : reject(error)))
+    })
   }
 
-  #send(channel: string, payload: unknown): Promise<void> {
-    assertChannelName(channel)
-    if (this.#ending) throw new EndedError('notify', channel)
-    return this.#deliver(channel, encodeCorePayload(channel, payload) ?? '')
-  }
-
-  #deliver(channel: string, text: string): Promise<void> {
+  /** Hands one notification on; `settle` runs once with its outcome (callbacks: no promise per message). */
+  #deliver(channel: string, text: string, settle: (error: PgIpcError | undefined) => void): void {
     // Backpressure: a producer that never awaits must not grow the queue without limit.
     if (this.#pending >= this.#maxPending) throw new BackpressureError(channel, this.#maxPending)
     this.#pending++
-    const settle = (): void => {
+    const done = (error: PgIpcError | undefined): void => {
       this.#pending--
+      settle(error)
     }
-    const sent =
-      this.#reconnector === undefined
-        ? (this.#hub as ClientHub).notify(channel, text)
-        : this.#deliverReconnecting(channel, text)
-    sent.then(settle, settle)
-    return sent
+    if (this.#reconnector === undefined) (this.#hub as ClientHub).send(channel, text, done)
+    else this.#deliverReconnecting(channel, text).then(() => done(undefined), done)
   }
 
   /**

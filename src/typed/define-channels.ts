@@ -4,8 +4,8 @@ import { isReconnectOptions, type ReconnectOptions } from '../core/reconnector.j
 import type { PgClient } from '../pg/client.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
-import { encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
-import { assertWireSchema } from './schema-check.js'
+import { encodeJsonPayload, wireSchemaOf, type WireSchema } from '../wire/json-payload.js'
+import { assertWireSchema, encodesAsIs } from './schema-check.js'
 import { TypedIPC, type AttachOptions } from './typed-ipc.js'
 import type { ChannelName, ChannelSchemas, CheckChannels, NotifyPayloadArgs } from './types.js'
 
@@ -83,15 +83,18 @@ export function defineChannels<Schemas extends ChannelSchemas>(
     assertChannelName(name)
     assertWireSchema(name, map[name])
   }
+  const wire: Record<string, WireSchema> = Object.create(null) as Record<string, WireSchema>
+  for (const name of names) wire[name] = wireSchemaOf(map[name], encodesAsIs(map[name]))
   const schemaOf = (name: string): WireSchema => {
-    if (!Object.hasOwn(map, name)) throw new UnknownChannelError(name, names)
-    return map[name] as unknown as WireSchema
+    const schema = Object.hasOwn(map, name) ? wire[name] : undefined
+    if (schema === undefined) throw new UnknownChannelError(name, names)
+    return schema
   }
   const set: ChannelSet<Schemas> = {
     schemas: map,
     names,
     attach: (source: PgClient | (ReconnectOptions & AttachOptions), options?: AttachOptions) =>
-      new TypedIPC<Schemas>(map, source, options ?? (isReconnectOptions(source) ? source : {})),
+      new TypedIPC<Schemas>(wire, source, options ?? (isReconnectOptions(source) ? source : {})),
     notifyQuery: (name, ...payload) => {
       const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0])
       return { text: NOTIFY_SQL, values: [name, text] }

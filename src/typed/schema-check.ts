@@ -88,3 +88,39 @@ export function assertWireSchema(channel: string, schema: unknown): void {
   }
   visit(schema, true, 'the payload')
 }
+
+/** zod types whose parse can give back something else than it was given. */
+const CHANGES_VALUE = new Set(['pipe', 'transform', 'default', 'prefault', 'catch', 'success', 'custom'])
+
+/**
+ * True when encoding a value with this schema can only validate it, never change it: then
+ * `safeParse` gives what `safeEncode` would, much faster. Conservative: anything unknown is "no".
+ */
+export function encodesAsIs(schema: unknown): boolean {
+  const seen = new Set<object>()
+  const visit = (node: unknown): boolean => {
+    if (!isZodSchema(node)) return true
+    if (seen.has(node)) return true
+    seen.add(node)
+    const def = node._zod.def
+    if (CHANGES_VALUE.has(def.type) || def.coerce === true) return false
+    if (Array.isArray(def.checks)) {
+      for (const check of def.checks as { _zod?: { def?: { check?: string } } }[]) {
+        if (check._zod?.def?.check === 'overwrite') return false
+      }
+    }
+    if (def.type === 'lazy' && typeof def.getter === 'function') return visit((def.getter as () => unknown)())
+    for (const [field, value] of Object.entries(def)) {
+      if (field === 'type' || field === 'checks') continue
+      if (field === 'shape' && typeof value === 'object' && value !== null) {
+        if (!Object.values(value).every(visit)) return false
+      } else if (Array.isArray(value)) {
+        if (!value.every(visit)) return false
+      } else if (!visit(value)) {
+        return false
+      }
+    }
+    return true
+  }
+  return visit(schema)
+}

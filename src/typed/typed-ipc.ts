@@ -74,7 +74,8 @@ type CoreListener = (message: Message) => unknown
  * types come from the channel map; every payload is validated on the way out and on the way in.
  */
 export class TypedIPC<Schemas extends ChannelSchemas> {
-  readonly #schemas: Schemas
+  /** The wire directions of each channel's schema, by channel name. */
+  readonly #wire: Readonly<Record<string, WireSchema>>
   readonly #core: PgIPCEmitter
   readonly #events = new EventEmitter()
   /** user listener -> the core listeners registered for it, per channel */
@@ -89,8 +90,8 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   #endPromise: Promise<void> | undefined
 
   /** @internal Use `channels.attach(client)`. */
-  constructor(schemas: Schemas, client: PgClient | ReconnectOptions, options: AttachOptions = {}) {
-    this.#schemas = schemas
+  constructor(wire: Readonly<Record<string, WireSchema>>, client: PgClient | ReconnectOptions, options: AttachOptions = {}) {
+    this.#wire = wire
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
     this.#core = new PgIPCEmitter(client, { maxPending: options.maxPending })
@@ -272,17 +273,18 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   #schema(name: string): WireSchema {
-    if (!Object.hasOwn(this.#schemas, name)) throw new UnknownChannelError(name, Object.keys(this.#schemas))
-    return this.#schemas[name] as unknown as WireSchema
+    const schema = this.#isChannel(name) ? this.#wire[name] : undefined
+    if (schema === undefined) throw new UnknownChannelError(name, Object.keys(this.#wire))
+    return schema
   }
 
   #isChannel(event: string): boolean {
-    return Object.hasOwn(this.#schemas, event)
+    return Object.hasOwn(this.#wire, event)
   }
 
   #add(event: string, listener: AnyFunction, once: boolean, prepend: boolean): this {
     if (!this.#isChannel(event)) {
-      if (!isTypedEvent(event)) throw new UnknownChannelError(event, Object.keys(this.#schemas))
+      if (!isTypedEvent(event)) throw new UnknownChannelError(event, Object.keys(this.#wire))
       if (once) this.#events.once(event, listener)
       else if (prepend) this.#events.prependListener(event, listener)
       else this.#events.on(event, listener)
@@ -324,17 +326,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     if (message === this.#lastMessage) return this.#lastDecoded
     let typed: TypedMessage<string, unknown> | undefined
     if (!(this.#ignoreOwn && message.processId === this.#core.processId)) {
-      const result = decodeJsonPayload(message.channel, this.#schema(message.channel), message.rawPayload, message.processId)
-      if (result.ok) {
-        typed = Object.freeze({
-          channel: message.channel,
-          payload: result.value,
-          processId: message.processId,
-          rawPayload: message.rawPayload,
-        })
-      } else {
-        this.#invalid(result.error)
-      }
+      const outcome = decodeOnce(message, this.#schema(message.channel))
+      if (outcome.ok) typed = outcome.message
+      else this.#invalid(outcome.error)
     }
     this.#lastMessage = message
     this.#lastDecoded = typed
@@ -393,6 +387,37 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       }
     }
   }
+}
+
+type DecodeOutcome = { ok: true; message: TypedMessage<string, unknown> } | { ok: false; error: InvalidMessageError }
+
+/**
+ * Decode results per schema and notification. Every instance on a client gets the same message
+ * object from the core, so however many instances and listeners, a notification is parsed and
+ * validated once per schema.
+ */
+const decodedBySchema = new WeakMap<WireSchema, WeakMap<Message, DecodeOutcome>>()
+
+function decodeOnce(message: Message, schema: WireSchema): DecodeOutcome {
+  let decoded = decodedBySchema.get(schema)
+  if (decoded === undefined) decodedBySchema.set(schema, (decoded = new WeakMap()))
+  let outcome = decoded.get(message)
+  if (outcome === undefined) {
+    const result = decodeJsonPayload(message.channel, schema, message.rawPayload, message.processId)
+    outcome = result.ok
+      ? {
+          ok: true,
+          message: Object.freeze({
+            channel: message.channel,
+            payload: result.value,
+            processId: message.processId,
+            rawPayload: message.rawPayload,
+          }),
+        }
+      : result
+    decoded.set(message, outcome)
+  }
+  return outcome
 }
 
 const TYPED_EVENTS: ReadonlySet<string> = new Set([

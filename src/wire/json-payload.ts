@@ -20,10 +20,27 @@ interface SafeResult {
   readonly error?: { readonly issues: readonly { code: string; message: string; path: readonly PropertyKey[] }[] } | undefined
 }
 
-/** The two zod (v4 classic) schema methods the wire format needs. */
+/** The two directions the wire format needs, from a zod (v4 classic) schema. */
 export interface WireSchema {
   safeEncode(value: unknown): SafeResult
   safeDecode(value: unknown): SafeResult
+}
+
+interface ZodMethods extends WireSchema {
+  safeParse(value: unknown): SafeResult
+}
+
+/**
+ * The wire directions of a schema. When encoding cannot change the value (no codec, transform,
+ * default, catch, coercion or overwrite anywhere in the schema), both directions are plain
+ * validation: zod's `safeParse`, several times cheaper than `safeEncode`, which walks the schema
+ * backwards and then checks it again.
+ */
+export function wireSchemaOf(schema: unknown, encodesAsIs: boolean): WireSchema {
+  const zod = schema as ZodMethods
+  if (!encodesAsIs) return { safeEncode: (value) => zod.safeEncode(value), safeDecode: (value) => zod.safeDecode(value) }
+  const validate = (value: unknown): SafeResult => zod.safeParse(value)
+  return { safeEncode: validate, safeDecode: validate }
 }
 
 /** Validates and encodes a domain value to the payload text. Throws a typed error; sends nothing. */
