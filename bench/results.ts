@@ -52,7 +52,7 @@ export interface ReceivePoint {
   readonly listeners: number
   readonly instances: number
   readonly messages: number
-  /** The typed layer's zod safeDecode calls per delivered message (0 for raw and core). */
+  /** The typed layer's zod validations (safeDecode or safeParse) per delivered message (0 for raw and core). */
   readonly validationsPerMessage: number
   readonly rounds: readonly number[]
   /** burst: messages per wall-clock second; isolated: messages per CPU second. */

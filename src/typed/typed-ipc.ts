@@ -392,30 +392,32 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 type DecodeOutcome = { ok: true; message: TypedMessage<string, unknown> } | { ok: false; error: InvalidMessageError }
 
 /**
- * Decode results per schema and notification. Every instance on a client gets the same message
- * object from the core, so however many instances and listeners, a notification is parsed and
- * validated once per schema.
+ * The last decode per schema. The core hands every instance on a client the same message object,
+ * one notification at a time and synchronously, so one slot per schema is enough for a notification
+ * to be parsed and validated once, however many instances and listeners (cheaper than a WeakMap
+ * entry per message).
  */
-const decodedBySchema = new WeakMap<WireSchema, WeakMap<Message, DecodeOutcome>>()
+const lastDecode = new WeakMap<WireSchema, { message: Message; outcome: DecodeOutcome }>()
 
 function decodeOnce(message: Message, schema: WireSchema): DecodeOutcome {
-  let decoded = decodedBySchema.get(schema)
-  if (decoded === undefined) decodedBySchema.set(schema, (decoded = new WeakMap()))
-  let outcome = decoded.get(message)
-  if (outcome === undefined) {
-    const result = decodeJsonPayload(message.channel, schema, message.rawPayload, message.processId)
-    outcome = result.ok
-      ? {
-          ok: true,
-          message: Object.freeze({
-            channel: message.channel,
-            payload: result.value,
-            processId: message.processId,
-            rawPayload: message.rawPayload,
-          }),
-        }
-      : result
-    decoded.set(message, outcome)
+  const last = lastDecode.get(schema)
+  if (last !== undefined && last.message === message) return last.outcome
+  const result = decodeJsonPayload(message.channel, schema, message.rawPayload, message.processId, message.payload)
+  const outcome: DecodeOutcome = result.ok
+    ? {
+        ok: true,
+        message: Object.freeze({
+          channel: message.channel,
+          payload: result.value,
+          processId: message.processId,
+          rawPayload: message.rawPayload,
+        }),
+      }
+    : result
+  if (last === undefined) lastDecode.set(schema, { message, outcome })
+  else {
+    last.message = message
+    last.outcome = outcome
   }
   return outcome
 }

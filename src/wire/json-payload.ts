@@ -69,19 +69,29 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
   return text
 }
 
-/** Parses and validates an incoming payload. Returns the decoded value or the reason it is invalid. */
+/**
+ * Parses and validates an incoming payload. Returns the decoded value or the reason it is invalid.
+ * `lenient` is the core's decode of the same text (JSON.parse, or the text itself when that failed),
+ * so the JSON is parsed once: a parse that succeeded never gives back its own input text, because
+ * JSON strings are quoted.
+ */
 export function decodeJsonPayload(
   channel: string,
   schema: WireSchema,
   rawPayload: string,
   processId: number,
+  lenient: unknown,
 ): { ok: true; value: unknown } | { ok: false; error: InvalidMessageError } {
   let parsed: unknown
   if (rawPayload !== '') {
-    try {
-      parsed = JSON.parse(rawPayload)
-    } catch (error) {
-      return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+    if (lenient !== rawPayload) {
+      parsed = lenient
+    } else {
+      try {
+        parsed = JSON.parse(rawPayload) // throws: the SyntaxError is the cause we report
+      } catch (error) {
+        return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+      }
     }
   }
   let result: SafeResult
