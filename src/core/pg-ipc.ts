@@ -11,6 +11,7 @@ import {
 import { assertClient, type PgClient } from '../pg/client.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
+import { emitGuarded, throwLater } from './emit.js'
 import { ClientHub, type HubMember } from './hub.js'
 import type { Message } from './message.js'
 import {
@@ -497,9 +498,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
       return
     }
     if (super.listenerCount('error') === 0) {
-      setImmediate(() => {
-        throw error
-      })
+      throwLater(error)
       return
     }
     this.#emitSafely('error', error)
@@ -507,17 +506,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /** Emits an event; a listener that throws cannot unwind into pg or the hub. */
   #emitSafely(event: string, ...args: unknown[]): void {
-    try {
-      super.emit(event, ...args)
-    } catch (error) {
-      if (event === 'error') {
-        setImmediate(() => {
-          throw error
-        })
-      } else {
-        this.#fail(new ListenerError(event, error))
-      }
-    }
+    emitGuarded((name, ...values) => super.emit(name, ...values), event, args, (error) => this.#fail(error))
   }
 }
 

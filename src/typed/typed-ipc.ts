@@ -1,11 +1,11 @@
 import { EventEmitter } from 'node:events'
 import type { Message } from '../core/message.js'
+import { emitGuarded, throwLater } from '../core/emit.js'
 import { PgIPCEmitter } from '../core/pg-ipc.js'
 import type { ConnectInfo, ReconnectOptions } from '../core/reconnector.js'
 import {
   EndedError,
   ErrorCode,
-  ListenerError,
   UnknownChannelError,
   type ConnectionLostError,
   type InvalidMessageError,
@@ -368,24 +368,11 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       process.emitWarning(error)
       return
     }
-    // Node's convention for an unhandled 'error', from a fresh stack: never inside pg's callbacks.
-    setImmediate(() => {
-      throw error
-    })
+    throwLater(error)
   }
 
   #emit(event: keyof TypedEvents<string>, ...args: unknown[]): void {
-    try {
-      this.#events.emit(event, ...args)
-    } catch (error) {
-      if (event === 'error') {
-        setImmediate(() => {
-          throw error
-        })
-      } else {
-        this.#fail(new ListenerError(event, error))
-      }
-    }
+    emitGuarded((name, ...values) => this.#events.emit(name, ...values), event, args, (error) => this.#fail(error))
   }
 }
 
