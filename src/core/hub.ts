@@ -7,7 +7,9 @@ import {
 } from '../errors/index.js'
 import {
   inTransaction,
+  isClosedByUser,
   isConnected,
+  isConnecting,
   isIdle,
   isUnusable,
   quoteIdentifier,
@@ -125,8 +127,7 @@ export class ClientHub {
   }
   readonly #onEnd = (): void => {
     if (this.#dead) return
-    // pg sets _ending when the user called client.end(): a deliberate close, not a failure.
-    if (isUnusable(this.client) && (this.client as unknown as { _ending?: boolean })._ending === true) {
+    if (isClosedByUser(this.client)) {
       this.#lose(undefined)
     } else {
       this.#lose(
@@ -202,11 +203,6 @@ export class ClientHub {
     this.#enqueue({ kind: 'unlisten', channel, member })
   }
 
-  /** The server accepted this member's LISTEN on `channel` and it is still wanted. */
-  isListening(channel: string): boolean {
-    return this.#serverListening.has(channel)
-  }
-
   /** Sends one notification; resolves when the server accepted it. */
   notify(channel: string, payload: string): Promise<void> {
     return new Promise<void>((resolve, reject) => {
@@ -254,8 +250,7 @@ export class ClientHub {
         if (job.kind === 'unlisten') list.add(job.channel)
       }
     }
-    const connecting = (this.client as unknown as { _connecting?: boolean })._connecting === true
-    if (this.dead || (!isConnected(this.client) && !connecting)) {
+    if (this.dead || (!isConnected(this.client) && !isConnecting(this.client))) {
       // Never connected, or already gone: the server holds nothing for us. (Notifications queued
       // on a client that was never connected stay queued: they go out if it connects later.)
       return Promise.resolve()

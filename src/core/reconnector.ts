@@ -1,5 +1,5 @@
 import { ConnectionLostError, HookError, UnsupportedSetupError, messageOf } from '../errors/index.js'
-import { quoteIdentifier, type PgClient, type PgNotification } from '../pg/client.js'
+import { destroySocket, enableKeepAlive, quoteIdentifier, type PgClient, type PgNotification } from '../pg/client.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 
 /** A node-postgres client config (`new pg.Client(config)`): a connection string or an object. */
@@ -90,15 +90,11 @@ export interface ReconnectHost {
   gaveUp(error: ConnectionLostError): void
 }
 
-interface Internals {
-  connection?: { stream?: { destroy?: () => void; setKeepAlive?: (enable: boolean, delay: number) => void } }
-}
-
-/** Destroys the socket under a client: for a connection that stopped answering. */
+/** Destroys a client we own (and give up on): for a connection that stopped answering. */
 export function destroyClient(client: PgClient): void {
   // pg reports the destroyed socket as an 'error'; nobody needs it, and unheard it would crash.
   client.on('error', () => undefined)
-  ;(client as unknown as Internals).connection?.stream?.destroy?.()
+  destroySocket(client)
 }
 
 let probeCounter = 0
@@ -276,7 +272,7 @@ export class Reconnector {
         this.#opening = undefined
       }
     }
-    ;(client as unknown as Internals).connection?.stream?.setKeepAlive?.(true, 10_000)
+    enableKeepAlive(client, 10_000)
     return client
   }
 

@@ -54,6 +54,7 @@ interface PgClientInternals {
   _queryable?: boolean
   _queryQueue?: unknown[]
   getTransactionStatus?: () => string | null
+  connection?: { stream?: { destroy?: () => void; setKeepAlive?: (enable: boolean, delay: number) => void } }
 }
 
 function internals(client: PgClient): PgClientInternals {
@@ -87,4 +88,24 @@ export function isIdle(client: PgClient): boolean {
 export function inTransaction(client: PgClient): boolean {
   const status = internals(client).getTransactionStatus?.()
   return status === 'T' || status === 'E'
+}
+
+/** The user called `client.end()`: a deliberate close, not a failure. */
+export function isClosedByUser(client: PgClient): boolean {
+  return internals(client)._ending === true
+}
+
+/** `client.connect()` was called and has not finished. */
+export function isConnecting(client: PgClient): boolean {
+  return internals(client)._connecting === true
+}
+
+/** Destroys the socket under a client: for a connection that stopped answering. */
+export function destroySocket(client: PgClient): void {
+  internals(client).connection?.stream?.destroy?.()
+}
+
+/** TCP keepalive on the client's socket, so the OS notices a peer that vanished. */
+export function enableKeepAlive(client: PgClient, initialDelayMs: number): void {
+  internals(client).connection?.stream?.setKeepAlive?.(true, initialDelayMs)
 }
