@@ -23,6 +23,28 @@ const NOT_JSON: Readonly<Record<string, string>> = {
   file: 'a File',
 }
 
+/**
+ * The values in a schema definition that may be schemas, with the path suffix each stands at: an
+ * object's fields, array items (tuple, union options), single children (element, innerType, ...),
+ * and a lazy schema's target.
+ */
+function* childrenOf(def: SchemaLike['_zod']['def']): Generator<[unknown, string]> {
+  if (def.type === 'lazy' && typeof def.getter === 'function') {
+    yield [(def.getter as () => unknown)(), '']
+    return
+  }
+  for (const [field, value] of Object.entries(def)) {
+    if (field === 'type' || field === 'checks') continue
+    if (field === 'shape' && typeof value === 'object' && value !== null) {
+      for (const [name, child] of Object.entries(value)) yield [child, `.${name}`]
+    } else if (Array.isArray(value)) {
+      for (const [index, child] of value.entries()) yield [child, `[${index}]`]
+    } else {
+      yield [value, '']
+    }
+  }
+}
+
 export function isZodSchema(value: unknown): value is SchemaLike {
   if (typeof value !== 'object' || value === null || !('_zod' in value)) return false
   const internals = (value as { _zod: unknown })._zod
@@ -68,20 +90,7 @@ export function assertWireSchema(channel: string, schema: unknown): void {
       visitChild(def.out, false, path)
       return
     }
-    if (def.type === 'lazy' && typeof def.getter === 'function') {
-      visitChild((def.getter as () => unknown)(), wire, path)
-      return
-    }
-    for (const [field, value] of Object.entries(def)) {
-      if (field === 'type' || field === 'checks') continue
-      if (field === 'shape' && typeof value === 'object' && value !== null) {
-        for (const [name, child] of Object.entries(value)) visitChild(child, wire, `${path}.${name}`)
-      } else if (Array.isArray(value)) {
-        value.forEach((child, index) => visitChild(child, wire, `${path}[${index}]`))
-      } else {
-        visitChild(value, wire, path)
-      }
-    }
+    for (const [child, suffix] of childrenOf(def)) visitChild(child, wire, `${path}${suffix}`)
   }
   const visitChild = (value: unknown, wire: boolean, path: string): void => {
     if (isZodSchema(value)) visit(value, wire, path)
@@ -109,17 +118,7 @@ export function encodesAsIs(schema: unknown): boolean {
         if (check._zod?.def?.check === 'overwrite') return false
       }
     }
-    if (def.type === 'lazy' && typeof def.getter === 'function') return visit((def.getter as () => unknown)())
-    for (const [field, value] of Object.entries(def)) {
-      if (field === 'type' || field === 'checks') continue
-      if (field === 'shape' && typeof value === 'object' && value !== null) {
-        if (!Object.values(value).every(visit)) return false
-      } else if (Array.isArray(value)) {
-        if (!value.every(visit)) return false
-      } else if (!visit(value)) {
-        return false
-      }
-    }
+    for (const [child] of childrenOf(def)) if (!visit(child)) return false
     return true
   }
   return visit(schema)
