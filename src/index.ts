@@ -46,6 +46,7 @@ export {
   BackpressureError,
   UnsupportedSetupError,
   type PgIpcErrorOptions,
+  type LibraryCommand,
   type ValidationIssue,
 } from './errors/index.js'
 

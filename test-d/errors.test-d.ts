@@ -100,12 +100,13 @@ expectType<number>(tooLarge.limit)
 expectError((tooLarge.bytes = 1))
 
 const queryFailed = new QueryFailedError('NOTIFY', 'orders', error)
-expectType<'LISTEN' | 'UNLISTEN' | 'NOTIFY'>(queryFailed.command)
+expectType<'LISTEN' | 'UNLISTEN' | 'NOTIFY' | 'SELECT'>(queryFailed.command)
 expectType<string | undefined>(queryFailed.sqlState)
-expectError(new QueryFailedError('SELECT', 'orders', error))
+expectError(new QueryFailedError('DELETE', 'orders', error))
 
-const lost = new ConnectionLostError('message', error, 'orders', true)
+const lost = new ConnectionLostError('message', { cause: error, channel: 'orders', notSent: true })
 expectType<boolean>(lost.notSent)
+expectError(new ConnectionLostError('message', error, 'orders', true))
 
 const invalidMessage = new InvalidMessageError('orders', '{', 123, [])
 expectType<string>(invalidMessage.rawPayload)

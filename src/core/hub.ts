@@ -1,263 +1,366 @@
 import {
   ConnectionLostError,
+  EndedError,
+  NotConnectedError,
   NotifyOutcomeUnknownError,
   QueryFailedError,
   messageOf,
   type PgIpcError,
 } from '../errors/index.js'
-import {
-  inTransaction,
-  isClosedByUser,
-  isConnected,
-  isConnecting,
-  isIdle,
-  isUnusable,
-  quoteIdentifier,
-  type PgClient,
-  type PgNotification,
-} from '../pg/client.js'
-import { MultiTransaction, type MultiTransactionResult, type TransactionGroup } from '../pg/multi-transaction.js'
-import { NOTIFY_MANY_SQL, NOTIFY_SQL } from '../pg/sql.js'
+import { canSendNow, isClosedByUser, isPipelining, phaseOf, type PgClient, type PgNotification } from '../pg/client.js'
+import { exchange, type Exchange, type ExchangeResult, type Outcome } from '../pg/exchange.js'
+import { listenStatement, notifyManyStatement, notifyStatement, unlistenStatement, type Statement } from '../pg/sql.js'
 import { decodeCorePayload } from '../wire/core-payload.js'
 import type { Message } from './message.js'
+import type { ConnectInfo } from './reconnector.js'
 
-/** What the hub calls back on each instance that shares its client. */
+/**
+ * How a connection ended for the members: `disconnected` (the reconnecting mode is making a new
+ * one), `closed` (a client you passed in is gone for good), `gave-up` (the reconnecting mode stopped
+ * trying).
+ */
+export type LossKind = 'disconnected' | 'closed' | 'gave-up'
+
+/** What the hub calls back on each instance that shares it. Never inside the user's call or pg's handlers, except `hubDeliver`. */
 export interface HubMember {
   /** The LISTEN this member asked for is active on the server. */
   hubListened(channel: string): void
   /** This member's UNLISTEN request was handled (the server stops only if no member needs it). */
   hubUnlistened(channel: string): void
-  /** A notification arrived on a channel. */
+  /** A notification arrived on a channel (called from pg's notification event; the member guards its listeners). */
   hubDeliver(message: Message): void
-  /** A LISTEN or UNLISTEN for this member failed on the server. */
+  /** A LISTEN or UNLISTEN for this member failed (`error.channel` says which). */
   hubFailed(error: PgIpcError): void
   /** The connection is gone; `error` is undefined when the user closed the client on purpose. */
-  hubLost(error: ConnectionLostError | undefined): void
+  hubLost(error: ConnectionLostError | undefined, kind: LossKind): void
+  /** Reconnecting mode: a connection is up, LISTENs restored and `onConnect` done. */
+  hubConnected(info: ConnectInfo): void
 }
 
-interface IntentJob {
-  readonly kind: 'listen' | 'unlisten'
-  readonly channel: string
-  readonly member: HubMember
+/** The reconnecting mode's policy for notifications while there is no connection. */
+export interface OutagePolicy {
+  readonly maxWaitMs: number
+  readonly maxQueued: number
 }
+
+/** What one job of the hub's queue asks for. */
+type Job =
+  /** `member` wants the server to LISTEN on `channel`. */
+  | { readonly kind: 'listen'; readonly channel: string; readonly member: HubMember }
+  /** `member` stopped wanting `channel`: UNLISTEN unless another member wants it. `quiet`: no event (the member is ending). */
+  | { readonly kind: 'unlisten'; readonly channel: string; readonly member: HubMember; readonly quiet: boolean }
+  | NotifyJob
+  /** A statement of the library's own (health check, queue usage). */
+  | {
+      readonly kind: 'query'
+      readonly statement: Statement
+      readonly resolve: (rows: readonly (readonly (string | null)[])[]) => void
+      readonly reject: (error: PgIpcError) => void
+    }
+  /** Reached once every job queued before it has run; `lost` if the connection goes first. */
+  | { readonly kind: 'barrier'; readonly reached: () => void; readonly lost: (error: ConnectionLostError) => void }
 
 interface NotifyJob {
   readonly kind: 'notify'
   readonly channel: string
   readonly payload: string
-  /** Set after a batch failed: send alone so one bad message cannot fail the others. */
-  solo: boolean
-  /** Called once: with undefined when the server accepted it. */
-  readonly settle: (error: PgIpcError | undefined) => void
-}
-
-interface ReleaseJob {
-  readonly kind: 'release'
-  readonly channels: readonly string[]
   readonly member: HubMember
-  readonly done: () => void
+  /** Set after its group failed on the server: sent alone, so only the bad one fails. */
+  solo: boolean
+  /** Called once, never synchronously: undefined when the server accepted it. */
+  readonly settle: (error: PgIpcError | undefined) => void
+  /** Reconnecting mode: gives up waiting for a connection. */
+  timer?: NodeJS.Timeout | undefined
 }
 
-interface QueryJob {
-  readonly kind: 'query'
-  /** `undefined`: a barrier, resolved when every job queued before it has run. */
-  readonly text: string | undefined
-  readonly resolve: (rows: readonly Record<string, unknown>[]) => void
-  readonly reject: (error: unknown) => void
+/** Jobs taken from the queue for one exchange, and which of its statements each owns. */
+interface Entry {
+  readonly jobs: readonly Job[]
+  readonly first: number
+  readonly count: number
 }
 
-type Job = IntentJob | NotifyJob | ReleaseJob | QueryJob
+interface Batch {
+  readonly entries: readonly Entry[]
+  readonly statements: readonly Statement[]
+}
 
-/** Most notifications sent in one round trip; keeps statements far below any server limit. */
-const MAX_BATCH = 1_000
+/** Most notifications in one round trip; keeps statements far below any server limit. */
+const MAX_NOTIFICATIONS = 1_000
 /** Most payload characters in one round trip. */
-const MAX_BATCH_CHARS = 1_000_000
-/** Most transactions (groups of distinct pairs) in one round trip. */
-const MAX_GROUPS = 100
+const MAX_CHARS = 1_000_000
+/** Most statements (each its own transaction) in one round trip. */
+const MAX_STATEMENTS = 100
 
-/** The statement for one group: one notification plainly, several as one JSON parameter. */
-function groupStatement(group: readonly NotifyJob[]): TransactionGroup {
-  const [only] = group
-  if (group.length === 1 && only !== undefined) return { text: NOTIFY_SQL, values: [only.channel, only.payload] }
-  return { text: NOTIFY_MANY_SQL, values: [JSON.stringify(group.map((job) => [job.channel, job.payload]))] }
-}
-
-
-const hubs = new WeakMap<PgClient, ClientHub>()
+/** One hub per pg client, shared by every copy of this library loaded in the process. */
+const registryKey = Symbol.for('typed-pg-ipc.hubs.v1')
+const hubs: WeakMap<PgClient, Hub> = ((globalThis as Record<symbol, unknown>)[registryKey] as WeakMap<PgClient, Hub> | undefined) ??
+  ((globalThis as Record<symbol, unknown>)[registryKey] = new WeakMap<PgClient, Hub>())
 
 /**
- * Everything that belongs to one pg client rather than to one instance: the single
- * `notification` listener (so a payload is decoded once however many instances share the client),
- * the LISTEN reference count across instances, and one serial queue of commands, so the library
- * never has two queries waiting in pg's queue (pg 8.x warns about that) and never runs LISTEN
- * inside the user's transaction.
+ * Everything that belongs to one connection rather than to one instance: the single `notification`
+ * listener (a payload is decoded once however many instances listen), the LISTEN reference count
+ * across instances, and one queue of work, run as exchanges (src/pg/exchange.ts) only when pg is
+ * idle and the session is outside any transaction of the user's.
+ *
+ * A client you pass in gets one hub, found through {@link Hub.forClient}. The reconnecting mode owns
+ * a hub of its own and moves it from connection to connection ({@link Hub.attach}): the queue
+ * survives an outage, so notifications keep their order through it.
+ *
+ * States: `attached` (a client; work runs when it is connected and idle), `detached` (reconnecting
+ * mode between connections: notifications wait under the outage policy), `closed` (for good).
  */
-export class ClientHub {
-  /** The hub for a client, created on first use. */
-  static for(client: PgClient): ClientHub {
+export class Hub {
+  /** The hub for a client you pass in, created on first use. */
+  static forClient(client: PgClient): Hub {
     let hub = hubs.get(client)
-    if (hub === undefined) {
-      hub = new ClientHub(client)
+    if (hub === undefined || hub.#state === 'closed') {
+      hub = new Hub(undefined)
       hubs.set(client, hub)
+      hub.#attachClient(client)
+      if (phaseOf(client) === 'closed') hub.#lose(lostError(undefined), undefined, isClosedByUser(client))
     }
     return hub
   }
 
-  readonly client: PgClient
+  /** A hub for the reconnecting mode: starts detached; `attach` gives it each new connection. */
+  static detached(outage: OutagePolicy): Hub {
+    return new Hub(outage)
+  }
+
+  #state: 'attached' | 'detached' | 'closed' = 'detached'
+  #client: PgClient | undefined
+  readonly #outage: OutagePolicy | undefined
   readonly #members = new Set<HubMember>()
   /** channel -> members that have listeners on it */
   readonly #wanted = new Map<string, Set<HubMember>>()
-  /** channels this hub has LISTENed on the server */
-  readonly #serverListening = new Set<string>()
+  /** channels the server LISTENs on for this connection */
+  readonly #listening = new Set<string>()
   readonly #queue: Job[] = []
-  #running = false
-  #scheduled = false
-  #dead = false
-  #bound = false
+  /** The exchange on the wire, if any: one at a time. */
+  #busy = false
+  #inFlight: Exchange | undefined
+  readonly #callbacks: (() => void)[] = []
+  #callbacksScheduled = false
+  /** Backend pid of the connection; the reconnecting mode sets the real one (behind a pooler pg's differs). */
+  #backendPid: number | undefined
+  /** The reconnecting mode's hook: the attached connection was lost. */
+  onLost: ((error: ConnectionLostError) => void) | undefined
 
   readonly #onNotification = (notification: PgNotification): void => this.#dispatch(notification)
-  readonly #onReady = (): void => this.#kick()
-  readonly #onError = (error: Error): void => {
-    this.#lose(
-      new ConnectionLostError(
-        `The PostgreSQL connection failed: ${messageOf(error)}. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).`,
-        error,
-      ),
-    )
-  }
+  readonly #onConnect = (): void => queueMicrotask(() => this.#pump()) // pg is not ready for queries yet at 'connect'
+  readonly #onDrain = (): void => this.#pump()
+  readonly #onError = (error: Error): void => this.#lose(lostError(error), error, false)
   readonly #onEnd = (): void => {
-    if (this.#dead) return
-    if (isClosedByUser(this.client)) {
-      this.#lose(undefined)
-    } else {
-      this.#lose(
-        new ConnectionLostError(
-          'The PostgreSQL connection ended unexpectedly. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).',
-        ),
-      )
-    }
+    const byUser = this.#client !== undefined && isClosedByUser(this.#client)
+    this.#lose(byUser ? new ConnectionLostError('The PostgreSQL client was closed (client.end()).') : lostError(undefined), undefined, byUser)
   }
 
-  private constructor(client: PgClient) {
-    this.client = client
+  private constructor(outage: OutagePolicy | undefined) {
+    this.#outage = outage
   }
 
-  /**
-   * Backend pid of the connection, once connected: what its notifications carry. Behind a pooler
-   * `client.processID` is made up by the pooler; the reconnecting mode sets the real one.
-   */
+  /** The client of the current connection, if any. */
+  get client(): PgClient | undefined {
+    return this.#client
+  }
+
+  /** Backend pid of the current connection: what its notifications carry. */
   get processId(): number | undefined {
-    return this.backendPid ?? this.client.processID ?? undefined
+    if (this.#state !== 'attached') return undefined
+    return this.#backendPid ?? this.#client?.processID ?? undefined
   }
 
-  backendPid: number | undefined
+  /** True once the connection is gone for good (a client you passed in closed or failed). */
+  get closed(): boolean {
+    return this.#state === 'closed'
+  }
 
-  get dead(): boolean {
-    return this.#dead || isUnusable(this.client)
+  /** How long the exchange on the wire has waited for the server without hearing back (0: none in flight). */
+  stalledMs(): number {
+    const inFlight = this.#inFlight
+    return inFlight?.inFlight === true ? performance.now() - inFlight.lastProgressAt : 0
+  }
+
+  /** Nothing queued and nothing on the wire. */
+  get idle(): boolean {
+    return !this.#busy && this.#queue.length === 0
   }
 
   join(member: HubMember): void {
     this.#members.add(member)
-    if (!this.#bound) {
-      this.#bound = true
-      this.client.on('notification', this.#onNotification)
-      this.client.on('connect', this.#onReady)
-      this.client.on('drain', this.#onReady)
-      this.client.on('error', this.#onError)
-      this.client.on('end', this.#onEnd)
-    }
   }
 
-  /** Forgets a member; the last one to leave removes every listener the hub put on the client. */
+  /** Forgets a member; a hub with no member and no work lets go of its client. */
   leave(member: HubMember): void {
     this.#members.delete(member)
-    if (this.#members.size > 0 || this.#queue.length > 0 || this.#running) return
-    this.#unbind()
-  }
-
-  #unbind(): void {
-    if (!this.#bound) return
-    this.#bound = false
-    this.client.off('notification', this.#onNotification)
-    this.client.off('connect', this.#onReady)
-    this.client.off('drain', this.#onReady)
-    this.client.off('error', this.#onError)
-    this.client.off('end', this.#onEnd)
-    if (hubs.get(this.client) === this) hubs.delete(this.client)
+    this.#retireIfDone()
   }
 
   /** `member` now has listeners on `channel`. */
   want(member: HubMember, channel: string): void {
     let members = this.#wanted.get(channel)
-    if (members === undefined) {
-      members = new Set()
-      this.#wanted.set(channel, members)
-    }
+    if (members === undefined) this.#wanted.set(channel, (members = new Set()))
     members.add(member)
-    this.#enqueue({ kind: 'listen', channel, member })
+    if (this.#state === 'closed') {
+      const error = new ConnectionLostError(
+        `Cannot LISTEN on channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+        { channel },
+      )
+      this.#defer(() => member.hubFailed(error))
+    } else if (this.#state === 'attached') {
+      this.#enqueue({ kind: 'listen', channel, member })
+    }
+    // Detached: the next connection LISTENs on every wanted channel.
   }
 
   /** `member` no longer has listeners on `channel`. */
   unwant(member: HubMember, channel: string): void {
     this.#forget(member, channel)
-    this.#enqueue({ kind: 'unlisten', channel, member })
-  }
-
-  /** Sends one notification; resolves when the server accepted it. */
-  notify(channel: string, payload: string): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.send(channel, payload, (error) => (error === undefined ? resolve() : reject(error)))
-    })
+    if (this.#state === 'attached') this.#enqueue({ kind: 'unlisten', channel, member, quiet: false })
+    else if (this.#state === 'detached') this.#defer(() => member.hubUnlistened(channel))
   }
 
   /**
    * Sends one notification; `settle` is called once, never synchronously, with undefined when the
    * server accepted it. (No promise per message: the core's hot path.)
    */
-  send(channel: string, payload: string, settle: (error: PgIpcError | undefined) => void): void {
-    if (this.dead) {
+  send(member: HubMember, channel: string, payload: string, settle: (error: PgIpcError | undefined) => void): void {
+    if (this.#state === 'closed') {
       const error = new ConnectionLostError(
-        `Cannot notify channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
-        undefined,
-        channel,
-        true,
+        `Notification on channel "${channel}" was not sent: the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+        { channel, notSent: true },
       )
-      queueMicrotask(() => settle(error))
+      this.#defer(() => settle(error))
       return
     }
-    this.#enqueue({ kind: 'notify', channel, payload, solo: false, settle })
+    const job: NotifyJob = { kind: 'notify', channel, payload, member, solo: false, settle }
+    if (this.#state === 'detached') {
+      const outage = this.#outage as OutagePolicy
+      if (this.#queue.reduce((count, queued) => count + (queued.kind === 'notify' ? 1 : 0), 0) >= outage.maxQueued) {
+        const error = new NotConnectedError(channel, `the connection is down and ${outage.maxQueued} notifications are already waiting for it`)
+        this.#defer(() => settle(error))
+        return
+      }
+      this.#startWaiting(job)
+    }
+    this.#enqueue(job)
   }
 
-  /** Runs a statement of the library's own (health check, queue usage) in the hub's queue. */
-  query(text: string | undefined): Promise<readonly Record<string, unknown>[]> {
-    if (this.dead) return Promise.reject(new ConnectionLostError('The PostgreSQL connection is closed.'))
-    return new Promise((resolve, reject) => this.#enqueue({ kind: 'query', text, resolve, reject }))
+  /** Runs a statement of the library's own; resolves with its rows (text columns). */
+  query(statement: Statement): Promise<readonly (readonly (string | null)[])[]> {
+    if (this.#state !== 'attached') {
+      return Promise.reject(new ConnectionLostError('There is no PostgreSQL connection right now. Try again after the next connect.'))
+    }
+    return new Promise((resolve, reject) => this.#enqueue({ kind: 'query', statement, resolve, reject }))
   }
 
   /**
-   * Drops every channel of an ending member, UNLISTENing those no other member needs. Resolves
-   * after the notifications queued before it settled; never rejects.
+   * Drops every channel of an ending member, UNLISTENing those no other member needs, once the work
+   * queued before it ran (so notifications already handed over settle first). Never rejects.
    */
   release(member: HubMember, channels: Iterable<string>): Promise<void> {
-    const list = new Set(channels)
-    for (const channel of list) this.#forget(member, channel)
-    // Intents of this member that have not run yet no longer matter; the channels they would
-    // have UNLISTENed are released here instead.
+    const released = new Set(channels)
+    for (const channel of released) this.#forget(member, channel)
+    // Its intents that have not run no longer matter: what they would UNLISTEN is released here.
     for (let index = this.#queue.length - 1; index >= 0; index--) {
-      const job = this.#queue[index]
-      if (job !== undefined && (job.kind === 'listen' || job.kind === 'unlisten') && job.member === member) {
+      const job = this.#queue[index] as Job
+      if ((job.kind === 'listen' || job.kind === 'unlisten') && job.member === member) {
         this.#queue.splice(index, 1)
-        if (job.kind === 'unlisten') list.add(job.channel)
+        if (job.kind === 'unlisten') released.add(job.channel)
       }
     }
-    if (this.dead || (!isConnected(this.client) && !isConnecting(this.client))) {
-      // Never connected, or already gone: the server holds nothing for us. (Notifications queued
-      // on a client that was never connected stay queued: they go out if it connects later.)
+    const client = this.#client
+    if (this.#state !== 'attached' || client === undefined || phaseOf(client) === 'unstarted') {
+      // Nothing is LISTENed for it on any server. What it queued cannot go out: with no connection
+      // (reconnecting mode), or on a client nobody connected, it would wait forever.
+      const reason =
+        this.#state === 'attached'
+          ? 'the instance ended before its client was connected (call client.connect())'
+          : 'the instance ended while there was no connection'
+      this.#dropNotifications(member, (job) => new EndedError('notify', { channel: job.channel, detail: reason }))
       return Promise.resolve()
     }
     return new Promise<void>((resolve) => {
-      this.#enqueue({ kind: 'release', channels: [...list], member, done: resolve })
+      for (const channel of released) this.#queue.push({ kind: 'unlisten', channel, member, quiet: true })
+      this.#enqueue({ kind: 'barrier', reached: resolve, lost: () => resolve() })
     })
+  }
+
+  /** Reconnecting mode: a new connection is up. Resolves once every wanted channel is LISTENed again. */
+  attach(client: PgClient, backendPid: number): Promise<void> {
+    this.#backendPid = backendPid
+    this.#attachClient(client)
+    for (const job of this.#queue) if (job.kind === 'notify') clearTimeout(job.timer)
+    const relisten: Job[] = []
+    for (const [channel, members] of this.#wanted) for (const member of members) relisten.push({ kind: 'listen', channel, member })
+    return new Promise<void>((resolve, reject) => {
+      this.#queue.unshift(...relisten, { kind: 'barrier', reached: resolve, lost: reject })
+      this.#pump()
+    })
+  }
+
+  /** Tells every member that the connection is ready (reconnecting mode). */
+  announce(info: ConnectInfo): void {
+    for (const member of [...this.#members]) this.#defer(() => member.hubConnected(info))
+  }
+
+  /** Tells every member about a failure that is not a loss (an unsupported setup, a failing onConnect hook). */
+  report(error: PgIpcError): void {
+    for (const member of [...this.#members]) this.#defer(() => member.hubFailed(error))
+  }
+
+  /** Reconnecting mode: the connection is being replaced (a failed health check, a failed setup step). */
+  detach(error: ConnectionLostError): void {
+    this.#lose(error, error, false)
+  }
+
+  /**
+   * Ends the hub for good: what still waits is settled with `error` (the instance ended, or gave up
+   * reconnecting), and the members hear `kind`.
+   */
+  close(error: PgIpcError, kind: LossKind | undefined): void {
+    if (this.#state === 'closed') return
+    this.#state = 'closed'
+    this.#letGoOfClient(error)
+    this.#listening.clear()
+    this.#settleQueue(error)
+    if (kind !== undefined && error instanceof ConnectionLostError) {
+      for (const member of [...this.#members]) this.#defer(() => member.hubLost(error, kind))
+    }
+  }
+
+  #attachClient(client: PgClient): void {
+    this.#client = client
+    this.#state = 'attached'
+    client.on('notification', this.#onNotification)
+    client.on('connect', this.#onConnect)
+    client.on('drain', this.#onDrain)
+    client.on('error', this.#onError)
+    client.on('end', this.#onEnd)
+    queueMicrotask(() => this.#pump())
+  }
+
+  #letGoOfClient(cause: unknown): void {
+    const client = this.#client
+    if (client === undefined) return
+    this.#client = undefined
+    client.off('notification', this.#onNotification)
+    client.off('connect', this.#onConnect)
+    client.off('drain', this.#onDrain)
+    client.off('error', this.#onError)
+    client.off('end', this.#onEnd)
+    if (hubs.get(client) === this) hubs.delete(client)
+    this.#inFlight?.abandon(cause)
+  }
+
+  /** The one condition under which a hub lets go of a client you passed in: nobody uses it and nothing is left to do. */
+  #retireIfDone(): void {
+    if (this.#outage !== undefined || this.#members.size > 0 || this.#queue.length > 0 || this.#busy) return
+    const client = this.#client
+    if (client === undefined) return
+    this.#letGoOfClient(undefined)
+    this.#state = 'closed'
   }
 
   #forget(member: HubMember, channel: string): void {
@@ -269,189 +372,287 @@ export class ClientHub {
 
   #enqueue(job: Job): void {
     this.#queue.push(job)
-    this.#kick()
+    // Sent at once when the session is idle (no extra event-loop turn); otherwise pg's 'drain' or
+    // 'connect' brings us back.
+    this.#pump()
   }
 
-  #kick(): void {
-    if (this.#running || this.#queue.length === 0 || this.#scheduled) return
-    // Never run (and so never emit) inside the user's on()/off()/notify() call.
-    this.#scheduled = true
-    queueMicrotask(() => {
-      this.#scheduled = false
-      if (!this.#running) void this.#run()
-    })
-  }
-
-  async #run(): Promise<void> {
-    this.#running = true
-    try {
-      while (this.#queue.length > 0 && !this.dead) {
-        // Not connected yet, busy with the user's queries, or inside the user's transaction:
-        // wait for pg's 'connect' or 'drain' to call #kick again.
-        if (!isIdle(this.client)) return
-        const job = this.#queue[0]
-        if (job === undefined) return
-        if (job.kind === 'notify') await this.#sendNotifications(this.#takeBatch())
-        else if (job.kind === 'query') {
-          this.#queue.shift()
-          if (job.text === undefined) job.resolve([])
-          else await this.client.query({ text: job.text }).then((result) => job.resolve(result.rows), job.reject)
-        } else if (job.kind === 'release') {
-          this.#queue.shift()
-          await this.#runRelease(job)
-        } else {
-          this.#queue.shift()
-          await this.#runIntent(job)
-        }
+  /**
+   * Sends what is queued if pg runs nothing, queues nothing and the session is outside any
+   * transaction; else waits for pg's 'drain' (the user's queries done) or 'connect'.
+   */
+  #pump(): void {
+    while (this.#state === 'attached' && !this.#busy) {
+      const head = this.#queue[0]
+      if (head === undefined) {
+        this.#retireIfDone()
+        return
       }
-    } finally {
-      this.#running = false
-      if (this.dead) this.#flush()
-      else if (this.#queue.length > 0 && isIdle(this.client)) this.#kick()
-      if (this.#members.size === 0 && this.#queue.length === 0) this.#unbind()
+      if (head.kind === 'barrier') {
+        this.#queue.shift()
+        this.#defer(head.reached)
+        continue
+      }
+      const client = this.#client as PgClient
+      if (!canSendNow(client)) return
+      const batch = this.#takeBatch(isPipelining(client) ? 1 : MAX_STATEMENTS)
+      if (batch.statements.length === 0) {
+        this.#apply(batch, { sent: true, outcomes: [] })
+        continue
+      }
+      this.#busy = true
+      this.#inFlight = exchange(client, batch.statements, (result) => {
+        this.#busy = false
+        this.#inFlight = undefined
+        this.#apply(batch, result)
+        this.#pump()
+      })
     }
   }
 
   /**
-   * The notifications at the head of the queue that can travel in one round trip, as groups of
-   * distinct (channel, payload) pairs: PostgreSQL folds identical pairs inside one transaction, so
-   * a repeat starts a new group, and each group is its own transaction.
+   * The jobs at the head of the queue that can travel in one exchange, in order. Notifications
+   * become groups of distinct (channel, payload) pairs: PostgreSQL folds identical pairs inside one
+   * transaction, so a repeat starts a new group, and each group is its own transaction.
    */
-  #takeBatch(): NotifyJob[][] {
-    const groups: NotifyJob[][] = []
-    let group: NotifyJob[] = []
-    let seen = new Set<string>()
+  #takeBatch(maxStatements: number): Batch {
+    const entries: Entry[] = []
+    const statements: Statement[] = []
+    const planned = new Set(this.#listening)
+    const queue = this.#queue
     let taken = 0
+    let notifications = 0
     let chars = 0
-    // Indexed, then one splice: shift() per job would cost O(queue length) each.
-    for (; taken < MAX_BATCH; taken++) {
-      const job = this.#queue[taken]
-      if (job === undefined || job.kind !== 'notify') break
-      if (taken > 0 && (job.solo || chars + job.payload.length > MAX_BATCH_CHARS)) break
-      const key = `${job.channel}\u0000${job.payload}`
-      if (seen.has(key)) {
-        if (groups.length + 1 >= MAX_GROUPS) break
-        groups.push(group)
-        group = []
-        seen = new Set()
+    const fits = (job: NotifyJob): boolean =>
+      notifications < MAX_NOTIFICATIONS && (notifications === 0 || chars + job.payload.length <= MAX_CHARS)
+    while (taken < queue.length && statements.length < maxStatements) {
+      const job = queue[taken] as Job
+      if (job.kind === 'barrier') break
+      if (job.kind === 'notify') {
+        if (!fits(job)) break
+        const group: NotifyJob[] = []
+        const seen = new Set<string>()
+        for (let next = queue[taken]; next?.kind === 'notify' && fits(next); next = queue[taken]) {
+          if (group.length > 0 && (next.solo || (group[0] as NotifyJob).solo)) break
+          const key = `${next.channel}\u0000${next.payload}`
+          if (seen.has(key)) break
+          seen.add(key)
+          group.push(next)
+          taken++
+          notifications++
+          chars += next.payload.length
+        }
+        entries.push({ jobs: group, first: statements.length, count: 1 })
+        statements.push(
+          group.length === 1
+            ? notifyStatement(job.channel, job.payload)
+            : notifyManyStatement(group.map((queued) => [queued.channel, queued.payload] as const)),
+        )
+        continue
       }
-      seen.add(key)
-      group.push(job)
-      chars += job.payload.length
-      if (job.solo) {
-        taken++
+      let statement: Statement | undefined
+      if (job.kind === 'listen') {
+        if (!planned.has(job.channel)) {
+          statement = listenStatement(job.channel)
+          planned.add(job.channel)
+        }
+      } else if (job.kind === 'unlisten') {
+        if (!this.#wanted.has(job.channel) && planned.has(job.channel)) {
+          statement = unlistenStatement(job.channel)
+          planned.delete(job.channel)
+        }
+      } else {
+        statement = job.statement
+      }
+      entries.push({ jobs: [job], first: statements.length, count: statement === undefined ? 0 : 1 })
+      if (statement !== undefined) statements.push(statement)
+      taken++
+    }
+    queue.splice(0, taken)
+    return { entries, statements }
+  }
+
+  /** Settles what an exchange decided, and puts back what it did not. */
+  #apply(batch: Batch, result: ExchangeResult): void {
+    if (!result.sent) {
+      // Nothing happened (the user's transaction got there first, or the client closed): as they were.
+      this.#queue.unshift(...batch.entries.flatMap((entry) => entry.jobs))
+      if (this.#state !== 'attached') this.#settleQueue(lostError(result.error))
+      return
+    }
+    const putBack: Job[] = []
+    let stopped = false
+    for (const entry of batch.entries) {
+      if (stopped) {
+        putBack.push(...entry.jobs)
+        continue
+      }
+      const outcomes = result.outcomes.slice(entry.first, entry.first + entry.count)
+      const bad = outcomes.find((outcome) => outcome.kind !== 'done')
+      if (bad === undefined) this.#completed(entry, outcomes[0])
+      else if (bad.kind === 'unknown') this.#cutOff(entry, bad.error)
+      else {
+        // The server skipped everything after a failure: those go again, in order.
+        stopped = true
+        if (bad.kind === 'failed') this.#failed(entry, bad.error, putBack)
+        else putBack.push(...entry.jobs)
+      }
+    }
+    this.#queue.unshift(...putBack)
+    if (this.#state !== 'attached') this.#settleQueue(lostError(undefined))
+  }
+
+  #completed(entry: Entry, outcome: Outcome | undefined): void {
+    for (const job of entry.jobs) {
+      switch (job.kind) {
+        case 'notify':
+          this.#defer(() => job.settle(undefined))
+          break
+        case 'listen':
+          this.#listening.add(job.channel)
+          this.#defer(() => job.member.hubListened(job.channel))
+          break
+        case 'unlisten':
+          if (entry.count > 0) this.#listening.delete(job.channel)
+          if (!job.quiet) this.#defer(() => job.member.hubUnlistened(job.channel))
+          break
+        case 'query': {
+          const rows = outcome?.kind === 'done' ? outcome.rows : []
+          this.#defer(() => job.resolve(rows))
+          break
+        }
+        case 'barrier':
+          break
+      }
+    }
+  }
+
+  /** The connection went while these were on the wire: they may or may not have run. */
+  #cutOff(entry: Entry, cause: unknown): void {
+    for (const job of entry.jobs) {
+      if (job.kind === 'notify') {
+        const error = new NotifyOutcomeUnknownError(job.channel, cause)
+        this.#defer(() => job.settle(error))
+      } else if (job.kind === 'query') {
+        const error = new ConnectionLostError(`The PostgreSQL connection was lost before the query was answered: ${messageOf(cause)}.`, { cause })
+        this.#defer(() => job.reject(error))
+      }
+      // LISTEN/UNLISTEN: the session is gone with whatever it listened to.
+    }
+  }
+
+  /** The server rejected the entry's statement: nothing of it committed. */
+  #failed(entry: Entry, cause: unknown, putBack: Job[]): void {
+    const [job] = entry.jobs
+    if (job === undefined) return
+    if (job.kind === 'notify' && entry.jobs.length > 1) {
+      // Send each alone, so only the one the server rejects fails.
+      for (const queued of entry.jobs as NotifyJob[]) queued.solo = true
+      putBack.push(...entry.jobs)
+      return
+    }
+    switch (job.kind) {
+      case 'notify': {
+        const error = new QueryFailedError('NOTIFY', job.channel, cause)
+        this.#defer(() => job.settle(error))
         break
       }
-    }
-    this.#queue.splice(0, taken)
-    if (group.length > 0) groups.push(group)
-    return groups
-  }
-
-  async #sendNotifications(groups: NotifyJob[][]): Promise<void> {
-    if (groups.length === 1 && groups[0] !== undefined) return this.#sendGroup(groups[0])
-    if ((this.client as { pipeline?: boolean }).pipeline === true) {
-      // A pipelining client sends each query in its own implicit transaction already.
-      await Promise.all(groups.map((group) => this.#sendGroup(group)))
-      return
-    }
-    const result = await new Promise<MultiTransactionResult>((resolve) => {
-      const submittable = new MultiTransaction(groups.map(groupStatement), resolve)
-      void (this.client.query as unknown as (query: MultiTransaction) => unknown)(submittable)
-    })
-    groups.slice(0, result.committed).forEach((group) => group.forEach((job) => job.settle(undefined)))
-    if (result.error === undefined) return
-    const rest = groups.slice(result.committed)
-    if (this.dead) {
-      for (const job of rest.flat()) job.settle(new NotifyOutcomeUnknownError(job.channel, result.error))
-      return
-    }
-    // The failed group rolled back and the ones after it never ran: send the failed one's
-    // notifications alone (so only the one the server rejects fails), then the rest as before.
-    // An error inside BEGIN leaves the session in a failed transaction block: close it first.
-    await this.client.query({ text: 'ROLLBACK' }).catch(() => undefined)
-    const [failed = [], ...notRun] = rest
-    for (const job of failed) job.solo = true
-    this.#queue.unshift(...failed, ...notRun.flat())
-  }
-
-  /** One group in one statement (one implicit transaction). */
-  async #sendGroup(group: NotifyJob[]): Promise<void> {
-    const first = group[0]
-    if (first === undefined) return
-    try {
-      const { text, values } = groupStatement(group)
-      await this.client.query({ text, values })
-    } catch (error) {
-      if (this.dead) {
-        for (const job of group) job.settle(new NotifyOutcomeUnknownError(job.channel, error))
-      } else if (group.length > 1) {
-        // The statement's transaction rolled back, so none was delivered: resend each alone,
-        // so only the one the server rejects fails.
-        for (const job of group) job.solo = true
-        this.#queue.unshift(...group)
-      } else {
-        first.settle(new QueryFailedError('NOTIFY', first.channel, error))
+      case 'listen':
+      case 'unlisten': {
+        const error = new QueryFailedError(job.kind === 'listen' ? 'LISTEN' : 'UNLISTEN', job.channel, cause)
+        this.#defer(() => job.member.hubFailed(error))
+        break
       }
-      return
-    }
-    for (const job of group) job.settle(undefined)
-  }
-
-  async #runIntent(job: IntentJob): Promise<void> {
-    const { channel, member } = job
-    if (job.kind === 'listen') {
-      if (!this.#serverListening.has(channel)) {
-        if (!(await this.#command('LISTEN', channel, job))) return
-        this.#serverListening.add(channel)
+      case 'query': {
+        const error = new QueryFailedError('SELECT', undefined, cause)
+        this.#defer(() => job.reject(error))
+        break
       }
-      member.hubListened(channel)
-    } else {
-      if (!this.#wanted.has(channel) && this.#serverListening.has(channel)) {
-        if (!(await this.#command('UNLISTEN', channel, job))) return
-        this.#serverListening.delete(channel)
-      }
-      member.hubUnlistened(channel)
+      case 'barrier':
+        break
     }
   }
 
-  async #runRelease(job: ReleaseJob): Promise<void> {
-    for (const channel of job.channels) {
-      if (this.#wanted.has(channel) || !this.#serverListening.has(channel)) continue
-      if (!(await this.#command('UNLISTEN', channel, undefined, job.member))) continue
-      this.#serverListening.delete(channel)
-    }
-    job.done()
+  /** The connection is gone (pg reported it, or the reconnecting mode replaces it). */
+  #lose(error: ConnectionLostError, cause: unknown, byUser: boolean): void {
+    if (this.#state !== 'attached') return
+    const kind: LossKind = this.#outage === undefined ? 'closed' : 'disconnected'
+    this.#state = this.#outage === undefined ? 'closed' : 'detached'
+    this.#listening.clear()
+    this.#letGoOfClient(cause)
+    this.#settleQueue(error)
+    // A client the user closed on purpose is not a failure to report.
+    const reported = byUser ? undefined : error
+    for (const member of [...this.#members]) this.#defer(() => member.hubLost(reported, kind))
+    this.onLost?.(error)
   }
 
   /**
-   * Runs LISTEN or UNLISTEN. Returns false when it did not take effect. A command that ran inside
-   * the user's transaction (their BEGIN got to pg first) only counts at COMMIT and is lost at
-   * ROLLBACK, so it is put back to run again once the transaction is over; both commands are
-   * idempotent, so running one twice is harmless.
+   * With no connection: closed, everything queued is settled (notifications as not sent);
+   * detached, notifications wait for the next connection under the outage policy, the rest is
+   * settled (LISTENs are redone from the wanted channels when a connection comes).
    */
-  async #command(
-    command: 'LISTEN' | 'UNLISTEN',
-    channel: string,
-    retry: IntentJob | undefined,
-    member: HubMember | undefined = retry?.member,
-  ): Promise<boolean> {
-    try {
-      await this.client.query({ text: `${command} ${quoteIdentifier(channel)}` })
-    } catch (error) {
-      if (this.dead) return false
-      if (retry !== undefined && inTransaction(this.client)) {
-        this.#queue.unshift(retry)
-        return false
+  #settleQueue(error: PgIpcError): void {
+    const keep: Job[] = []
+    for (const job of this.#queue.splice(0)) {
+      switch (job.kind) {
+        case 'notify':
+          if (this.#state === 'detached') {
+            this.#startWaiting(job)
+            keep.push(job)
+          } else {
+            clearTimeout(job.timer)
+            const failure =
+              error instanceof ConnectionLostError
+                ? new ConnectionLostError(
+                    `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
+                    { channel: job.channel, notSent: true, cause: error },
+                  )
+                : error
+            this.#defer(() => job.settle(failure))
+          }
+          break
+        case 'query':
+          this.#defer(() => job.reject(error instanceof ConnectionLostError ? error : lostError(error)))
+          break
+        case 'barrier':
+          this.#defer(() => job.lost(error instanceof ConnectionLostError ? error : lostError(error)))
+          break
+        case 'unlisten':
+          if (!job.quiet && this.#state === 'detached') this.#defer(() => job.member.hubUnlistened(job.channel))
+          break
+        case 'listen':
+          break
       }
-      member?.hubFailed(new QueryFailedError(command, channel, error))
-      return false
     }
-    if (retry !== undefined && inTransaction(this.client)) {
-      this.#queue.unshift(retry)
-      return false
+    this.#queue.push(...keep)
+  }
+
+  /** Reconnecting mode: a notification waits at most `maxWaitMs` for a connection. */
+  #startWaiting(job: NotifyJob): void {
+    if (job.timer !== undefined) return
+    const { maxWaitMs } = this.#outage as OutagePolicy
+    job.timer = setTimeout(() => {
+      const index = this.#queue.indexOf(job)
+      if (index < 0) return
+      this.#queue.splice(index, 1)
+      job.settle(new NotConnectedError(job.channel, `no connection came back within ${maxWaitMs} ms`))
+    }, maxWaitMs)
+  }
+
+  /** Settles a member's queued notifications that can no longer be sent. */
+  #dropNotifications(member: HubMember, errorFor: (job: NotifyJob) => PgIpcError): void {
+    for (let index = 0; index < this.#queue.length; ) {
+      const job = this.#queue[index] as Job
+      if (job.kind === 'notify' && job.member === member) {
+        this.#queue.splice(index, 1)
+        clearTimeout(job.timer)
+        const error = errorFor(job)
+        this.#defer(() => job.settle(error))
+      } else {
+        index++
+      }
     }
-    return true
   }
 
   #dispatch(notification: PgNotification): void {
@@ -468,32 +669,30 @@ export class ClientHub {
     for (const member of [...this.#members]) member.hubDeliver(message)
   }
 
-  #lose(error: ConnectionLostError | undefined): void {
-    if (this.#dead) return
-    this.#dead = true
-    this.#serverListening.clear()
-    if (!this.#running) this.#flush()
-    for (const member of [...this.#members]) member.hubLost(error)
+  /**
+   * Runs `callback` soon, in order with the others, never inside the caller: a job's outcome is
+   * decided inside pg's message handling, where user code must not run.
+   */
+  #defer(callback: () => void): void {
+    this.#callbacks.push(callback)
+    if (this.#callbacksScheduled) return
+    this.#callbacksScheduled = true
+    queueMicrotask(() => {
+      this.#callbacksScheduled = false
+      const callbacks = this.#callbacks.splice(0)
+      for (const run of callbacks) run()
+    })
   }
+}
 
-  /** The connection is gone: settle everything queued, send nothing. */
-  #flush(): void {
-    const jobs = this.#queue.splice(0)
-    for (const job of jobs) {
-      if (job.kind === 'notify') {
-        job.settle(
-          new ConnectionLostError(
-            `Notification on channel "${job.channel}" was not sent: the PostgreSQL connection closed before it could be. Send it again on a new connection.`,
-            undefined,
-            job.channel,
-            true,
-          ),
-        )
-      } else if (job.kind === 'release') {
-        job.done()
-      } else if (job.kind === 'query') {
-        job.reject(new ConnectionLostError('The PostgreSQL connection closed before the query could run.'))
-      }
-    }
+function lostError(cause: unknown): ConnectionLostError {
+  if (cause === undefined) {
+    return new ConnectionLostError(
+      'The PostgreSQL connection ended unexpectedly. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).',
+    )
   }
+  return new ConnectionLostError(
+    `The PostgreSQL connection failed: ${messageOf(cause)}. Listeners on it receive nothing more; connect a new client (or use the reconnecting mode).`,
+    { cause },
+  )
 }

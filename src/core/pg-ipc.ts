@@ -3,24 +3,20 @@ import {
   BackpressureError,
   ConnectionLostError,
   EndedError,
+  ErrorCode,
   ListenerError,
-  NotConnectedError,
   NotListeningError,
+  QueryFailedError,
   type PgIpcError,
 } from '../errors/index.js'
 import { assertClient, type PgClient } from '../pg/client.js'
+import { QUEUE_USAGE } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
 import { emitGuarded, throwLater } from './emit.js'
-import { ClientHub, type HubMember } from './hub.js'
+import { Hub, type HubMember, type LossKind } from './hub.js'
 import type { Message } from './message.js'
-import {
-  Reconnector,
-  isReconnectOptions,
-  type ConnectInfo,
-  type ReconnectHost,
-  type ReconnectOptions,
-} from './reconnector.js'
+import { Reconnector, isReconnectOptions, type ConnectInfo, type ReconnectOptions } from './reconnector.js'
 import { isChannelEvent } from './reserved.js'
 
 // Node's own listener type; the public PgIPC interface narrows it per event.
@@ -57,8 +53,8 @@ export interface PgIPCEvents {
 export interface PgIPCOptions {
   /**
    * Most notifications waiting to be sent; one more is refused with a `BackpressureError` (thrown by
-   * the core's `notify`, a rejection for the typed layer) instead of queueing without limit.
-   * Default 10 000.
+   * the core's `notify`, a rejection for the typed layer) instead of queueing. Default: no limit,
+   * like pg-ipc and pg themselves (watch `queueUsage()` and your own memory instead).
    */
   readonly maxPending?: number | undefined
 }
@@ -119,16 +115,41 @@ export interface PgIPC extends EventEmitter {
   end(): Promise<void>
 }
 
+/** The public methods, bound to each instance so they work detached (`process.on('SIGTERM', ipc.end)`). */
+const BOUND_METHODS = [
+  'on',
+  'addListener',
+  'prependListener',
+  'once',
+  'prependOnceListener',
+  'off',
+  'removeListener',
+  'removeAllListeners',
+  'emit',
+  'listenerCount',
+  'listeners',
+  'rawListeners',
+  'eventNames',
+  'setMaxListeners',
+  'getMaxListeners',
+  'notify',
+  'send',
+  'listening',
+  'queueUsage',
+  'end',
+] as const
+
+interface Waiter {
+  readonly resolve: () => void
+  readonly reject: (error: PgIpcError) => void
+}
+
 /** The implementation behind {@link PgIPC}; layers above use its internal methods. */
 export class PgIPCEmitter extends EventEmitter implements HubMember {
-  /** The hub of the current client; undefined while the reconnecting mode has no connection. */
-  #hub: ClientHub | undefined
-  readonly #reconnector: Reconnector | undefined
-  readonly #maxWaitMs: number
-  readonly #maxQueued: number
-  /** Notifications waiting for a connection (reconnecting mode). */
-  readonly #waiting: { resolve: (hub: ClientHub) => void; reject: (error: unknown) => void; timer: NodeJS.Timeout }[] = []
-  #connectedOnce = false
+  /** The connection seam: a client you passed in and the reconnecting mode look the same from here. */
+  readonly #hub: Hub
+  /** Stops what the instance owns (the reconnecting mode's connection); nothing for a client you passed in. */
+  readonly #stop: () => Promise<void>
   readonly #maxPending: number
   /** Notifications handed to notify() and not settled yet. */
   #pending = 0
@@ -136,44 +157,53 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   readonly #subscribed = new Set<string>()
   /** Channels whose LISTEN the server has confirmed for this instance. */
   readonly #active = new Set<string>()
-  #ending = false
-  #ended = false
+  /** Pending `listening()` calls by channel: kept here, not as event listeners a user could remove. */
+  readonly #waiters = new Map<string, Set<Waiter>>()
+  /** `end()` was called. */
+  #endCalled = false
+  /** `end()` finished: `end` was emitted and the listeners removed. */
+  #finished = false
   #endPromise: Promise<void> | undefined
+  #warnedLateNotify = false
 
   constructor(source: PgClient | (ReconnectOptions & PgIPCOptions), options: PgIPCOptions = {}) {
     super()
-    const maxPending = options.maxPending ?? (isReconnectOptions(source) ? source.maxPending : undefined) ?? 10_000
-    if (!Number.isInteger(maxPending) || maxPending < 1) {
+    const maxPending =
+      options.maxPending ?? (isReconnectOptions(source) ? source.maxPending : undefined) ?? Number.POSITIVE_INFINITY
+    if (maxPending !== Number.POSITIVE_INFINITY && (!Number.isInteger(maxPending) || maxPending < 1)) {
       throw new RangeError(`maxPending must be a positive integer, got ${String(maxPending)}.`)
     }
     this.#maxPending = maxPending
+    for (const name of BOUND_METHODS) {
+      Object.defineProperty(this, name, { value: (this[name] as Listener).bind(this), writable: true, configurable: true })
+    }
     if (isReconnectOptions(source)) {
-      this.#maxWaitMs = source.whileDisconnected?.maxWaitMs ?? 5_000
-      this.#maxQueued = source.whileDisconnected?.maxQueued ?? 1_000
-      this.#reconnector = new Reconnector(source, this.#reconnectHost())
-      this.#reconnector.start()
+      const manager = new Reconnector(source)
+      this.#hub = manager.hub
+      this.#stop = () => manager.stop()
+      this.#hub.join(this)
+      manager.start()
     } else {
       assertClient(source)
-      this.#maxWaitMs = 0
-      this.#maxQueued = 0
-      this.#hub = ClientHub.for(source)
+      this.#hub = Hub.forClient(source)
+      this.#stop = () => Promise.resolve()
       this.#hub.join(this)
     }
   }
 
   /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
   get client(): PgClient | undefined {
-    return this.#hub?.client
+    return this.#hub.client
   }
 
   /** Backend pid of the current connection. */
   get processId(): number | undefined {
-    return this.#hub?.processId
+    return this.#hub.processId
   }
 
   /** True once `end()` was called. */
   get ended(): boolean {
-    return this.#ending
+    return this.#endCalled
   }
 
   override on(event: string | symbol, listener: Listener): this {
@@ -219,14 +249,18 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /**
    * Sends a notification. `payload` is sent as is when it is a string, as JSON otherwise, and not
    * at all when it is `null` or `undefined` (received as `''`). Throws synchronously for a bad
-   * channel name, a payload that cannot be encoded or is 8000 bytes or more, or after `end()`;
-   * a server error is emitted as `error`, success as `notify`.
+   * channel name or a payload that cannot be sent exactly (8000 bytes or more, a NUL byte, a lone
+   * surrogate, no JSON form); a server error is emitted as `error`, success as `notify`. After
+   * `end()` it sends nothing and warns once (pg-ipc's own tests notify from an `end` listener).
    */
   notify(channel: string, payload?: unknown): void {
     assertChannelName(channel)
-    if (this.#ending) throw new EndedError('notify', channel)
+    if (this.#endCalled) {
+      this.#warnLateNotify(channel)
+      return
+    }
     const text = encodeCorePayload(channel, payload) ?? ''
-    this.#deliver(channel, text, (error) => {
+    this.#send(channel, text, (error) => {
       if (error === undefined) this.#emitSafely('notify', channel, payload)
       else this.#fail(error)
     })
@@ -239,221 +273,149 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /**
    * Like `notify`, for layers above: validates synchronously, then returns a promise that settles
-   * with the server's answer. Emits neither `notify` nor `error`.
+   * with the server's answer. Emits neither `notify` nor `error`. Throws after `end()`.
    * @internal
    */
   notifyText(channel: string, text: string): Promise<void> {
     assertChannelName(channel)
-    if (this.#ending) throw new EndedError('notify', channel)
+    if (this.#endCalled) throw new EndedError('notify', { channel })
     return new Promise<void>((resolve, reject) => {
-      this.#deliver(channel, text, (error) => (error === undefined ? resolve() : reject(error)))
+      this.#send(channel, text, (error) => (error === undefined ? resolve() : reject(error)))
     })
   }
 
   /** Hands one notification on; `settle` runs once with its outcome (callbacks: no promise per message). */
-  #deliver(channel: string, text: string, settle: (error: PgIpcError | undefined) => void): void {
-    // Backpressure: a producer that never awaits must not grow the queue without limit.
+  #send(channel: string, text: string, settle: (error: PgIpcError | undefined) => void): void {
     if (this.#pending >= this.#maxPending) throw new BackpressureError(channel, this.#maxPending)
     this.#pending++
-    const done = (error: PgIpcError | undefined): void => {
+    this.#hub.send(this, channel, text, (error) => {
       this.#pending--
       settle(error)
-    }
-    if (this.#reconnector === undefined) (this.#hub as ClientHub).send(channel, text, done)
-    else this.#deliverReconnecting(channel, text).then(() => done(undefined), done)
-  }
-
-  /**
-   * The reconnecting mode's notify policy: wait (bounded in time and count) for a connection; resend
-   * only what provably never left the process, so nothing is lost silently or sent twice.
-   */
-  async #deliverReconnecting(channel: string, text: string): Promise<void> {
-    for (;;) {
-      const hub = await this.#connectedHub(channel)
-      try {
-        await hub.notify(channel, text)
-        return
-      } catch (error) {
-        if (error instanceof ConnectionLostError && error.notSent && !this.#ending) continue
-        throw error
-      }
-    }
-  }
-
-  #connectedHub(channel: string): Promise<ClientHub> {
-    const hub = this.#hub
-    if (hub !== undefined && !hub.dead) return Promise.resolve(hub)
-    if (this.#waiting.length >= this.#maxQueued) {
-      return Promise.reject(
-        new NotConnectedError(channel, `the connection is down and ${this.#maxQueued} notifications are already waiting for it`),
-      )
-    }
-    return new Promise<ClientHub>((resolve, reject) => {
-      const waiter = {
-        resolve,
-        reject,
-        timer: setTimeout(() => {
-          this.#waiting.splice(this.#waiting.indexOf(waiter), 1)
-          reject(new NotConnectedError(channel, `no connection came back within ${this.#maxWaitMs} ms`))
-        }, this.#maxWaitMs),
-      }
-      this.#waiting.push(waiter)
     })
+  }
+
+  #warnLateNotify(channel: string): void {
+    if (this.#warnedLateNotify) return
+    this.#warnedLateNotify = true
+    process.emitWarning(
+      `notify() on channel "${channel}" after end() was ignored: this instance has ended and sends nothing more. ` +
+        'Create a new instance to keep sending (this warning is shown once per instance).',
+      { type: 'PgIpcWarning', code: ErrorCode.Ended },
+    )
   }
 
   /** The notification queue usage, 0 to 1 (`pg_notification_queue_usage()`). */
   async queueUsage(): Promise<number> {
-    const hub = this.#hub
-    if (hub === undefined || hub.dead) {
-      throw new ConnectionLostError('Cannot read the notification queue usage: there is no connection right now. Try again after the next connect.')
-    }
-    const rows = await hub.query('SELECT pg_catalog.pg_notification_queue_usage() AS usage')
-    return Number(rows[0]?.usage ?? 0)
-  }
-
-  /** How the reconnector drives this instance. */
-  #reconnectHost(): ReconnectHost {
-    return {
-      attach: async (client, processId) => {
-        const hub = ClientHub.for(client)
-        hub.backendPid = processId
-        hub.join(this)
-        this.#hub = hub
-        this.#reconnector?.setPing(() => hub.query('SELECT 1'))
-        for (const channel of this.#subscribed) hub.want(this, channel)
-        await hub.query(undefined) // every LISTEN above has run
-        for (const waiter of this.#waiting.splice(0)) {
-          clearTimeout(waiter.timer)
-          waiter.resolve(hub)
-        }
-      },
-      connected: (info) => {
-        const first = !this.#connectedOnce
-        this.#connectedOnce = true
-        this.#emitSafely(first ? 'connect' : 'reconnect', info)
-      },
-      lost: (error) => {
-        this.#active.clear()
-        const hub = this.#hub
-        this.#hub = undefined
-        hub?.leave(this)
-        this.#emitSafely('disconnect', error)
-      },
-      report: (error) => this.#fail(error as PgIpcError),
-      gaveUp: (error) => {
-        this.#fail(error)
-        void this.end()
-      },
-    }
+    const rows = await this.#hub.query(QUEUE_USAGE)
+    return Number(rows[0]?.[0] ?? 0)
   }
 
   /**
    * Resolves once the server LISTENs on `channel` for this instance: the moment to read the state
-   * you care about ("LISTEN first, then read"). Rejects if the channel has no listener here.
+   * you care about ("LISTEN first, then read"). Rejects if the channel has no listener here, when
+   * its LISTEN fails, its last listener is removed, the instance ends, or a client you passed in is
+   * lost. In the reconnecting mode it waits through an outage for the next connection's LISTEN.
    */
   listening(channel: string): Promise<void> {
     assertChannelName(channel)
-    if (this.#active.has(channel) && this.#subscribed.has(channel)) return Promise.resolve()
     if (!this.#subscribed.has(channel)) {
+      return Promise.reject(new NotListeningError(channel, this.#endCalled ? 'the instance has ended' : 'it has no listener'))
+    }
+    if (this.#active.has(channel)) return Promise.resolve()
+    if (this.#hub.closed) {
       return Promise.reject(
-        new NotListeningError(channel, this.#ending ? 'the instance has ended' : 'it has no listener'),
+        new ConnectionLostError(`Cannot LISTEN on channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`, {
+          channel,
+        }),
       )
     }
     return new Promise<void>((resolve, reject) => {
-      const cleanup = (): void => {
-        super.removeListener('listen', onListen)
-        super.removeListener('end', onEnd)
-        super.removeListener('unlisten', onUnlisten)
-      }
-      const onListen = (name: string): void => {
-        if (name !== channel) return
-        cleanup()
-        resolve()
-      }
-      const onUnlisten = (name: string): void => {
-        // An 'unlisten' for a listener that left while a new one arrived does not end the wait.
-        if (name !== channel || this.#subscribed.has(channel)) return
-        cleanup()
-        reject(new NotListeningError(channel, 'its last listener was removed'))
-      }
-      const onEnd = (): void => {
-        cleanup()
-        reject(new NotListeningError(channel, 'the instance ended'))
-      }
-      super.on('listen', onListen)
-      super.on('unlisten', onUnlisten)
-      super.on('end', onEnd)
+      let waiters = this.#waiters.get(channel)
+      if (waiters === undefined) this.#waiters.set(channel, (waiters = new Set()))
+      waiters.add({ resolve, reject })
     })
   }
 
+  /** Settles the `listening()` calls waiting on `channel` (all channels when undefined). */
+  #settleWaiters(channel: string | undefined, error: (channel: string) => PgIpcError | undefined): void {
+    const channels = channel === undefined ? [...this.#waiters.keys()] : [channel]
+    for (const name of channels) {
+      const waiters = this.#waiters.get(name)
+      if (waiters === undefined) continue
+      this.#waiters.delete(name)
+      const failure = error(name)
+      for (const waiter of waiters) {
+        if (failure === undefined) waiter.resolve()
+        else waiter.reject(failure)
+      }
+    }
+  }
+
   /**
-   * Stops listening: UNLISTENs what no other instance on the client needs, emits `end`, then removes
-   * every listener. Does not end the client. Safe in any client state and when called twice.
+   * Stops listening: once the notifications already handed to `notify` settled, UNLISTENs what no
+   * other instance on the client needs, emits `end`, then removes every listener. Does not end a
+   * client you passed in; in the reconnecting mode it closes the connection it owns and leaves no
+   * timer or socket behind. Safe in any state and when called twice. (Inside your own open
+   * transaction on a shared client, it completes after your COMMIT or ROLLBACK.)
    */
   end(): Promise<void> {
     if (this.#endPromise !== undefined) return this.#endPromise
-    this.#ending = true
+    this.#endCalled = true
     const channels = [...this.#subscribed]
     this.#subscribed.clear()
     this.#active.clear()
-    for (const waiter of this.#waiting.splice(0)) {
-      clearTimeout(waiter.timer)
-      waiter.reject(new EndedError('notify'))
-    }
-    const hub = this.#hub
-    // In the reconnecting mode the connection closes anyway; release() still lets queued
-    // notifications settle first.
-    const released = hub === undefined ? Promise.resolve() : hub.release(this, channels)
-    this.#endPromise = released
-      .then(() => this.#reconnector?.stop())
+    this.#settleWaiters(undefined, (channel) => new NotListeningError(channel, 'the instance ended'))
+    this.#endPromise = this.#hub
+      .release(this, channels)
+      .then(() => this.#stop())
       .then(() => {
-        this.#ended = true
+        this.#finished = true
         this.#emitSafely('end')
         super.removeAllListeners()
-        hub?.leave(this)
+        this.#hub.leave(this)
       })
     return this.#endPromise
+  }
+
+  /** `await using ipc = pgIPC(client)`: ends the instance when the scope is left. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.end()
   }
 
   #beforeAdd(event: string | symbol): void {
     if (!isChannelEvent(event)) return
     assertChannelName(event)
-    if (this.#ending) throw new EndedError(`listen on channel "${event}"`, event)
+    if (this.#endCalled) throw new EndedError(`listen on channel "${event}"`, { channel: event })
   }
 
   /** Brings the LISTEN reference for `event` in line with whether it has listeners. */
   #sync(event: string | symbol): void {
-    if (!isChannelEvent(event) || this.#ending) return
+    if (!isChannelEvent(event) || this.#endCalled) return
     const has = super.listenerCount(event) > 0
-    // While the reconnecting mode has no connection, only #subscribed changes; the next
-    // connection LISTENs whatever it holds then.
     if (has && !this.#subscribed.has(event)) {
       this.#subscribed.add(event)
-      this.#hub?.want(this, event)
+      this.#hub.want(this, event)
     } else if (!has && this.#subscribed.has(event)) {
       this.#subscribed.delete(event)
       this.#active.delete(event)
-      if (this.#hub !== undefined) this.#hub.unwant(this, event)
-      else {
-        // No connection, so nothing to UNLISTEN: the subscription ends here (never inside the
-        // user's off() call).
-        queueMicrotask(() => {
-          if (!this.#ending && !this.#subscribed.has(event)) this.#emitSafely('unlisten', event)
-        })
-      }
+      this.#settleWaiters(event, (channel) => new NotListeningError(channel, 'its last listener was removed'))
+      this.#hub.unwant(this, event)
     }
   }
 
   /** @internal */
   hubListened(channel: string): void {
-    if (this.#ending) return
-    if (this.#subscribed.has(channel)) this.#active.add(channel)
+    if (this.#endCalled) return
+    if (this.#subscribed.has(channel)) {
+      this.#active.add(channel)
+      this.#settleWaiters(channel, () => undefined)
+    }
     this.#emitSafely('listen', channel)
   }
 
   /** @internal */
   hubUnlistened(channel: string): void {
-    if (this.#ending) return
+    if (this.#endCalled) return
     this.#emitSafely('unlisten', channel)
   }
 
@@ -461,7 +423,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   hubDeliver(message: Message): void {
     const channel = message.channel
     // Reserved names are never subscribed, so a notification on "error" is never emitted as one.
-    if (this.#ending || !this.#subscribed.has(channel)) return
+    if (this.#endCalled || !this.#subscribed.has(channel)) return
     for (const listener of super.rawListeners(channel) as Listener[]) {
       try {
         const result = (listener as (message: Message) => unknown).call(this, message)
@@ -474,16 +436,34 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /** @internal */
   hubFailed(error: PgIpcError): void {
+    const channel = error.channel
+    if (channel !== undefined && !this.#active.has(channel)) {
+      if (error instanceof ConnectionLostError || (error instanceof QueryFailedError && error.command === 'LISTEN')) {
+        this.#settleWaiters(channel, () => error)
+      }
+    }
     this.#fail(error)
   }
 
   /** @internal */
-  hubLost(error: ConnectionLostError | undefined): void {
+  hubLost(error: ConnectionLostError | undefined, kind: LossKind): void {
     this.#active.clear()
-    // The reconnecting mode reports a loss as 'disconnect' and recovers; a client you passed in is
-    // gone for good, so that is an 'error'.
-    if (this.#reconnector !== undefined) return
-    if (error !== undefined && !this.#ended) this.#fail(error)
+    if (kind === 'disconnected') {
+      // The reconnecting mode recovers: listening() waits for the next connection's LISTEN.
+      if (error !== undefined) this.#emitSafely('disconnect', error)
+      return
+    }
+    const failure =
+      error ?? new ConnectionLostError('The PostgreSQL client was closed (client.end()): nothing more is received on it.')
+    this.#settleWaiters(undefined, (channel) => new ConnectionLostError(`Not listening on channel "${channel}": ${failure.message}`, { channel, cause: failure }))
+    if (error !== undefined && !this.#finished) this.#fail(error)
+    if (kind === 'gave-up') void this.end()
+  }
+
+  /** @internal */
+  hubConnected(info: ConnectInfo): void {
+    if (this.#endCalled) return
+    this.#emitSafely(info.reconnected ? 'reconnect' : 'connect', info)
   }
 
   /**
@@ -491,7 +471,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
    * from a fresh stack, never inside pg's callbacks where it would corrupt the connection.
    */
   #fail(error: PgIpcError): void {
-    if (this.#ended) {
+    if (this.#finished) {
       // The user is done with this instance; a late failure (say, an async listener rejecting
       // after end()) is worth a warning, not a crash.
       process.emitWarning(error)

@@ -1,6 +1,15 @@
-import { ConnectionLostError, HookError, UnsupportedSetupError, messageOf } from '../errors/index.js'
-import { destroySocket, enableKeepAlive, quoteIdentifier, type PgClient, type PgNotification } from '../pg/client.js'
-import { NOTIFY_SQL } from '../pg/sql.js'
+import { ConnectionLostError, EndedError, HookError, UnsupportedSetupError, messageOf } from '../errors/index.js'
+import {
+  closeClient,
+  connectClient,
+  destroyClient,
+  enableKeepAlive,
+  phaseOf,
+  type PgClient,
+  type PgNotification,
+} from '../pg/client.js'
+import { PING, SETUP_CHECK, listenStatement, notifyStatement, unlistenStatement, type Statement } from '../pg/sql.js'
+import { Hub, type OutagePolicy } from './hub.js'
 
 /** A node-postgres client config (`new pg.Client(config)`): a connection string or an object. */
 export type PgClientConfig = string | Readonly<Record<string, unknown>>
@@ -19,9 +28,13 @@ export interface RetryOptions {
 
 /** Detects a connection that no longer answers (a dead peer does not always say so). */
 export interface HealthCheckOptions {
-  /** How often to send a lightweight query when connected. Default 5 000 ms. */
+  /** How often to send a lightweight query when the connection has nothing else to do. Default 5 000 ms. */
   readonly intervalMs?: number | undefined
-  /** How long the query may take before the connection counts as dead. Default 2 000 ms. */
+  /**
+   * How long a statement of the library's may wait for the server's first word before the connection
+   * counts as dead. Only time on the wire counts: work still queued behind a busy connection does not.
+   * Default 2 000 ms.
+   */
   readonly timeoutMs?: number | undefined
 }
 
@@ -76,136 +89,201 @@ export function isReconnectOptions(value: unknown): value is ReconnectOptions {
   )
 }
 
-/** What the reconnector drives. */
-export interface ReconnectHost {
-  /** A fresh connection is up: LISTEN every channel; resolves when all are active. */
-  attach(client: PgClient, processId: number): Promise<void>
-  /** The hook ran; emit `connect` or `reconnect`. */
-  connected(info: ConnectInfo): void
-  /** The connection was lost; a new one is being made. */
-  lost(error: ConnectionLostError): void
-  /** Something the user must hear about (an unsupported setup, a failing onConnect hook). */
-  report(error: Error): void
-  /** Gave up after `retry.maxAttempts`. */
-  gaveUp(error: ConnectionLostError): void
-}
+/**
+ * The manager's states, one at a time:
+ *
+ * | state       | what happens                                         | next                          |
+ * | ----------- | ---------------------------------------------------- | ----------------------------- |
+ * | `opening`   | the factory makes a client, it connects (timeout)    | `checking`, or `backoff`      |
+ * | `checking`  | not a standby? behind a transaction pooler? (probe)  | `attaching`, or `backoff`     |
+ * | `attaching` | the hub takes the client and re-LISTENs              | `hook`, or `backoff` on loss  |
+ * | `hook`      | `onConnect` runs (its failure is reported, not fatal)| `connected`, or `backoff`     |
+ * | `connected` | health check; `connect`/`reconnect` was emitted      | `backoff` on loss             |
+ * | `backoff`   | waits an exponential, jittered delay                 | `opening`, or `gave-up`       |
+ * | `stopped`   | `end()`: no timer, socket or attempt is left         | (final)                       |
+ * | `gave-up`   | `retry.maxAttempts` attempts in a row failed         | (final)                       |
+ *
+ * A loss once the hub has the client (`attaching`, `hook`, `connected`) is a `disconnect`; a
+ * failure before it is only a failed attempt.
+ */
+export type ManagerState = 'opening' | 'checking' | 'attaching' | 'hook' | 'connected' | 'backoff' | 'stopped' | 'gave-up'
 
-/** Destroys a client we own (and give up on): for a connection that stopped answering. */
-export function destroyClient(client: PgClient): void {
-  // pg reports the destroyed socket as an 'error'; nobody needs it, and unheard it would crash.
-  client.on('error', () => undefined)
-  destroySocket(client)
-}
+/** Thrown inside the loop when `stop()` interrupts a step. */
+class Stopped extends Error {}
 
 let probeCounter = 0
 
 /**
- * Owns the connection of the reconnecting mode: opens it, watches it (errors, end, a periodic
- * query with a timeout, TCP keepalive), and on loss opens a new one after an exponential backoff with
- * jitter, until `end()`.
+ * Owns the connection of the reconnecting mode: opens it, hands it to the hub, watches it (errors,
+ * end, the health check, TCP keepalive), and on loss opens a new one after a backoff, until `stop()`.
+ * The hub keeps the queue and the wanted channels across connections, so the instance above sees
+ * the same thing whatever the mode.
  */
 export class Reconnector {
+  readonly hub: Hub
   readonly #options: ReconnectOptions
-  readonly #host: ReconnectHost
-  #stopped = false
-  #client: PgClient | undefined
-  #wake: (() => void) | undefined
-  #timer: NodeJS.Timeout | undefined
+  #state: ManagerState = 'opening'
+  #stop: (() => void) | undefined
+  readonly #stopped: Promise<never>
+  /** A client not handed to the hub yet: stop() destroys it. */
+  #pending: PgClient | undefined
   #loop: Promise<void> | undefined
-  /** A client still opening: destroyed by stop() so it cannot outlive the instance. */
-  #opening: PgClient | undefined
-  #ping: (() => Promise<unknown>) | undefined
+  #backoff: NodeJS.Timeout | undefined
 
-  constructor(options: ReconnectOptions, host: ReconnectHost) {
+  constructor(options: ReconnectOptions) {
     this.#options = options
-    this.#host = host
+    const outage: OutagePolicy = {
+      maxWaitMs: options.whileDisconnected?.maxWaitMs ?? 5_000,
+      maxQueued: options.whileDisconnected?.maxQueued ?? 1_000,
+    }
+    this.hub = Hub.detached(outage)
+    this.#stopped = new Promise<never>((_, reject) => {
+      this.#stop = () => reject(new Stopped('stopped'))
+    })
+    this.#stopped.catch(() => undefined)
   }
 
-  /** The live connection, if any. */
-  get client(): PgClient | undefined {
-    return this.#client
-  }
-
-  /** Called by the host once its hub can run queries on the connection (for the health check). */
-  setPing(ping: () => Promise<unknown>): void {
-    this.#ping = ping
+  get state(): ManagerState {
+    return this.#state
   }
 
   start(): void {
     this.#loop ??= this.#run()
   }
 
-  /** Stops everything: no timer, socket or pending attempt is left. */
+  /** Stops everything: waiting notifications are rejected, no timer, socket or pending attempt is left. */
   async stop(): Promise<void> {
-    this.#stopped = true
-    this.#wake?.()
-    if (this.#opening !== undefined) destroyClient(this.#opening)
-    const client = this.#client
-    this.#client = undefined
-    if (client !== undefined) await closeClient(client)
+    if (this.#state === 'stopped') return this.#loop
+    const client = this.hub.client
+    this.#state = 'stopped'
+    this.#stop?.()
+    clearTimeout(this.#backoff)
+    const pending = this.#pending
+    this.#pending = undefined
+    this.hub.close(new EndedError('notify', { detail: 'the instance ended before a connection was available' }), undefined)
+    // A connected client is closed politely (the server ends its session); one still connecting is cut off.
+    await Promise.all(
+      [pending, client].map((owned) =>
+        owned === undefined ? undefined : phaseOf(owned) === 'open' ? closeClient(owned) : destroyClient(owned),
+      ),
+    )
     await this.#loop
+  }
+
+  /** Awaits `promise` unless stop() comes first. */
+  #race<Value>(promise: Promise<Value>): Promise<Value> {
+    return Promise.race([promise, this.#stopped])
+  }
+
+  #enter(state: ManagerState): void {
+    if (this.#state === 'stopped') throw new Stopped('stopped')
+    this.#state = state
   }
 
   async #run(): Promise<void> {
     const retry = this.#options.retry ?? {}
     const maxAttempts = retry.maxAttempts ?? Number.POSITIVE_INFINITY
+    const maxDelayMs = retry.maxDelayMs ?? 10_000
+    /** Connection attempts in this outage: reported in ConnectInfo, bounded by maxAttempts. */
     let attempts = 0
-    let connectedOnce = false
+    /** Backoff steps since the last connection that stayed up: a flapping server is not hammered. */
+    let level = 0
+    /** One immediate attempt after a loss; granted again only by a connection that stayed up. */
+    let retryAtOnce = true
+    let connectedBefore = false
     let downSince: number | undefined
-    while (!this.#stopped) {
-      attempts++
-      let client: PgClient | undefined
-      try {
-        client = await this.#open()
-        // From here stop() closes it, whatever step it interrupts.
-        this.#client = client
-        if (this.#stopped) break
-        const processId = await this.#checkSetup(client)
-        if (this.#stopped) break
-        const lost = this.#watch(client)
-        await Promise.race([this.#host.attach(client, processId), lost.then((error) => Promise.reject(error))])
-        const info: ConnectInfo = {
-          reconnected: connectedOnce,
-          attempts,
-          downtimeMs: connectedOnce && downSince !== undefined ? Date.now() - downSince : 0,
-          processId,
-        }
-        if (this.#options.onConnect !== undefined) {
+    try {
+      for (;;) {
+        attempts++
+        let client: PgClient | undefined
+        try {
+          this.#enter('opening')
+          client = await this.#open()
+          this.#enter('checking')
+          const processId = await this.#race(this.#checkSetup(client))
+          this.#enter('attaching')
+          const lost = new Promise<ConnectionLostError>((resolve) => {
+            this.hub.onLost = resolve
+          })
+          const lostThrows = lost.then((error) => Promise.reject(error))
+          lostThrows.catch(() => undefined)
+          this.#pending = undefined
+          await this.#race(Promise.race([this.hub.attach(client, processId), lostThrows]))
+          this.#enter('hook')
+          const info: ConnectInfo = {
+            reconnected: connectedBefore,
+            attempts,
+            downtimeMs: downSince === undefined ? 0 : Date.now() - downSince,
+            processId,
+          }
+          await this.#runHook(info, lostThrows)
+          this.#enter('connected')
+          connectedBefore = true
+          downSince = undefined
+          const connectedAt = performance.now()
+          this.hub.announce(info)
+          const stopWatching = this.#watch(client)
           try {
-            await Promise.race([this.#options.onConnect(info), lost.then((error) => Promise.reject(error))])
-          } catch (error) {
-            if (error instanceof ConnectionLostError) throw error
-            // The connection is fine; the hook is the user's code. Report it, keep listening.
-            this.#host.report(new HookError(error))
+            await this.#race(lost)
+          } finally {
+            stopWatching()
+          }
+          destroyClient(client)
+          downSince = Date.now()
+          attempts = 0
+          // The first attempt after a loss is immediate; but a connection that dies young is not
+          // retried at once again (that would be a tight loop): only one that stayed up starts over.
+          if (performance.now() - connectedAt >= maxDelayMs) {
+            level = 0
+            retryAtOnce = true
+          }
+          if (retryAtOnce) {
+            retryAtOnce = false
+            continue
+          }
+        } catch (error) {
+          if (error instanceof Stopped) throw error
+          // Lost or failed before or while the hub had it: the hub (if it had it) has said 'disconnect'.
+          if (client !== undefined) {
+            if (this.hub.client === client) this.hub.detach(asLost(error))
+            destroyClient(client)
+          }
+          this.#pending = undefined
+          downSince ??= Date.now()
+          if (error instanceof UnsupportedSetupError) this.hub.report(error)
+          if (attempts >= maxAttempts) {
+            this.#state = 'gave-up'
+            const gaveUp = new ConnectionLostError(
+              `Gave up connecting to PostgreSQL after ${attempts} attempts (last error: ${messageOf(error)}). Check the server and the connection settings.`,
+              { cause: error },
+            )
+            this.hub.close(gaveUp, 'gave-up')
+            return
           }
         }
-        if (this.#stopped) break
-        connectedOnce = true
-        this.#host.connected(info)
-        attempts = 0
-        const error = await lost
-        if (this.#stopped) break
-        downSince = Date.now()
-        this.#client = undefined
-        destroyClient(client)
-        this.#host.lost(error)
-      } catch (error) {
-        if (client !== undefined) destroyClient(client)
-        this.#client = undefined
-        if (this.#stopped) break
-        downSince ??= Date.now()
-        if (error instanceof UnsupportedSetupError) this.#host.report(error)
-        if (attempts >= maxAttempts) {
-          this.#host.gaveUp(
-            new ConnectionLostError(
-              `Gave up connecting to PostgreSQL after ${attempts} attempts (last error: ${messageOf(error)}). Check the server and the connection settings.`,
-              error,
-            ),
-          )
-          return
-        }
-        await this.#sleep(this.#delay(attempts))
+        this.#enter('backoff')
+        level++
+        const delay = this.#delay(level)
+        await this.#race(
+          new Promise<void>((resolve) => {
+            this.#backoff = setTimeout(resolve, delay)
+          }),
+        )
       }
+    } catch (error) {
+      if (!(error instanceof Stopped)) throw error
+    }
+  }
+
+  async #runHook(info: ConnectInfo, lost: Promise<never>): Promise<void> {
+    const hook = this.#options.onConnect
+    if (hook === undefined) return
+    try {
+      await this.#race(Promise.race([Promise.resolve().then(() => hook(info)), lost]))
+    } catch (error) {
+      if (error instanceof ConnectionLostError || error instanceof Stopped) throw error
+      // The connection is fine; the hook is the user's code. Report it, keep listening.
+      this.hub.report(new HookError(error))
     }
   }
 
@@ -219,77 +297,59 @@ export class Reconnector {
     return base / 2 + Math.random() * (base / 2)
   }
 
-  #sleep(ms: number): Promise<void> {
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(this.#timer)
-        this.#timer = undefined
-        this.#wake = undefined
-        resolve()
-      }
-      this.#timer = setTimeout(done, ms)
-      this.#wake = done
-    })
-  }
-
   async #open(): Promise<PgClient> {
     const { connect } = this.#options
-    const client: PgClient =
-      typeof connect === 'function'
-        ? await connect()
-        : new (await import('pg')).default.Client({
-            keepAlive: true,
-            keepAliveInitialDelayMillis: 10_000,
-            ...(typeof connect === 'string' ? { connectionString: connect } : connect),
-          })
-    if (this.#stopped) {
-      // end() came while the factory was running: never let its client connect.
-      await closeClient(client)
-      throw new ConnectionLostError('The instance ended while connecting.')
-    }
-    const state = client as unknown as { _connected?: boolean; _connecting?: boolean }
-    if (state._connected !== true) {
+    const client: PgClient = await this.#race(
+      Promise.resolve().then(async () =>
+        typeof connect === 'function'
+          ? connect()
+          : new (await import('pg')).default.Client({
+              keepAlive: true,
+              keepAliveInitialDelayMillis: 10_000,
+              ...(typeof connect === 'string' ? { connectionString: connect } : connect),
+            }),
+      ),
+    )
+    this.#pending = client
+    // An abandoned or destroyed client may still report; nobody needs it, and unheard it would crash.
+    client.on('error', ignore)
+    if (this.#state === 'stopped') throw new Stopped('stopped')
+    if (phaseOf(client) !== 'open') {
       const timeoutMs = this.#options.connectTimeoutMs ?? 10_000
       let timer: NodeJS.Timeout | undefined
-      const connecting = (client as unknown as { connect(): Promise<unknown> }).connect()
-      this.#opening = client
+      const connecting = connectClient(client)
+      connecting.catch(ignore)
       try {
-        await Promise.race([
-          connecting,
-          new Promise((_, reject) => {
-            timer = setTimeout(() => {
-              destroyClient(client)
-              reject(new Error(`connecting took longer than ${timeoutMs} ms`))
-            }, timeoutMs)
-          }),
-        ])
+        await this.#race(
+          Promise.race([
+            connecting,
+            new Promise((_, reject) => {
+              timer = setTimeout(() => reject(new Error(`connecting took longer than ${timeoutMs} ms`)), timeoutMs)
+            }),
+          ]),
+        )
       } catch (error) {
-        connecting.catch(() => undefined)
-        client.on('error', () => undefined) // a late error of an abandoned client must not crash
+        // Never leave a half-open attempt behind (stop() closes the pending client itself).
+        if (!(error instanceof Stopped)) destroyClient(client)
         throw error
       } finally {
         clearTimeout(timer)
-        this.#opening = undefined
       }
     }
     enableKeepAlive(client, 10_000)
     return client
   }
 
-  /** LISTEN cannot work on a standby or through a transaction-mode pooler: tell, loudly. */
-  /** Returns the backend pid, the one notifications from this connection carry. */
+  /** LISTEN cannot work on a standby or through a transaction-mode pooler: tell, loudly. Returns the backend pid. */
   async #checkSetup(client: PgClient): Promise<number> {
-    const { rows } = await client.query({
-      text: 'SELECT pg_catalog.pg_is_in_recovery() AS standby, pg_catalog.pg_backend_pid() AS pid',
-    })
-    const row = rows[0] ?? {}
-    const pid = Number(row.pid)
-    if (row.standby === true) throw new UnsupportedSetupError('standby')
+    const [standby, pid] = (await rowsOf(client, SETUP_CHECK))[0] ?? []
+    if (standby === 'true') throw new UnsupportedSetupError('standby')
     // Directly connected, the pid the server announced at start-up is this backend's own. Through a
     // pooler it differs (the pooler makes one up); then check that a notification sent to
     // ourselves comes back.
-    if (pid !== client.processID) await this.#probe(client)
-    return pid
+    const processId = Number(pid)
+    if (processId !== client.processID) await this.#probe(client)
+    return processId
   }
 
   async #probe(client: PgClient): Promise<void> {
@@ -306,79 +366,65 @@ export class Reconnector {
       timer = setTimeout(() => resolve(false), timeoutMs)
     })
     try {
-      await client.query({ text: `LISTEN ${quoteIdentifier(channel)}` })
+      await rowsOf(client, listenStatement(channel))
       // Sent from a second connection: a pooler in transaction mode hands our own NOTIFY's answer
       // straight back, but not one that another connection sends while we sit idle.
       const sender = await this.#open()
       try {
-        await sender.query({ text: NOTIFY_SQL, values: [channel, token] })
+        await rowsOf(sender, notifyStatement(channel, token))
       } finally {
         await closeClient(sender)
       }
       if (!(await arrived)) throw new UnsupportedSetupError('pooler')
-      await client.query({ text: `UNLISTEN ${quoteIdentifier(channel)}` })
+      await rowsOf(client, unlistenStatement(channel))
     } finally {
       clearTimeout(timer)
       if (onNotification !== undefined) client.off('notification', onNotification)
     }
   }
 
-  /** Resolves with the reason once the connection is lost; runs the health check meanwhile. */
-  #watch(client: PgClient): Promise<ConnectionLostError> {
-    return new Promise((resolve) => {
-      const check = this.#options.healthCheck === false ? undefined : (this.#options.healthCheck ?? {})
-      let interval: NodeJS.Timeout | undefined
-      const finish = (error: ConnectionLostError): void => {
-        clearInterval(interval)
-        client.off('error', onError)
-        client.off('end', onEnd)
-        client.on('error', () => undefined) // the dead client may still report; nobody needs it
-        resolve(error)
-      }
-      const onError = (error: Error): void =>
-        finish(new ConnectionLostError(`The PostgreSQL connection failed: ${messageOf(error)}.`, error))
-      const onEnd = (): void => finish(new ConnectionLostError('The PostgreSQL connection ended.'))
-      client.on('error', onError)
-      client.on('end', onEnd)
-      if (check !== undefined) {
-        const timeoutMs = check.timeoutMs ?? 2_000
-        let inFlight = false
-        interval = setInterval(() => {
-          if (inFlight || this.#ping === undefined) return
-          inFlight = true
-          const timer = setTimeout(() => {
-            finish(new ConnectionLostError(`The PostgreSQL connection did not answer a health check within ${timeoutMs} ms.`))
-          }, timeoutMs)
-          this.#ping().then(
-            () => {
-              clearTimeout(timer)
-              inFlight = false
-            },
-            () => {
-              clearTimeout(timer)
-              inFlight = false
-            },
-          )
-        }, check.intervalMs ?? 5_000)
-        interval.unref?.()
-      }
-    })
+  /**
+   * The health check while connected: when the hub has nothing to do, a ping every `intervalMs`;
+   * whenever a statement of the library's waits on the wire for more than `timeoutMs` without a word
+   * from the server, the connection is replaced. Work queued behind a busy connection does not
+   * count: only silence from the server does.
+   */
+  #watch(client: PgClient): () => void {
+    const check = this.#options.healthCheck === false ? undefined : (this.#options.healthCheck ?? {})
+    if (check === undefined) return ignore
+    const timeoutMs = check.timeoutMs ?? 2_000
+    const ping = setInterval(() => {
+      if (this.hub.idle) this.hub.query(PING).catch(ignore)
+    }, check.intervalMs ?? 5_000)
+    const watch = setInterval(
+      () => {
+        if (this.hub.stalledMs() <= timeoutMs || this.hub.client !== client) return
+        this.hub.detach(
+          new ConnectionLostError(`The PostgreSQL connection did not answer a health check within ${timeoutMs} ms; replacing it.`),
+        )
+      },
+      Math.max(10, Math.min(timeoutMs / 4, 1_000)),
+    )
+    ping.unref()
+    watch.unref()
+    return () => {
+      clearInterval(ping)
+      clearInterval(watch)
+    }
   }
 }
 
-/** Ends a client politely, or destroys its socket if it does not answer within a second. */
-async function closeClient(client: PgClient): Promise<void> {
-  client.on('error', () => undefined)
-  let timer: NodeJS.Timeout | undefined
-  const ending = (client as unknown as { end(): Promise<void> }).end().catch(() => undefined)
-  await Promise.race([
-    ending,
-    new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        destroyClient(client)
-        resolve()
-      }, 1_000)
-    }),
-  ])
-  clearTimeout(timer)
+/** Runs one of the library's statements directly on a client the hub does not have yet. */
+async function rowsOf(client: PgClient, statement: Statement): Promise<readonly (readonly unknown[])[]> {
+  const query = client.query as unknown as (config: { text: string; values: unknown[]; rowMode: 'array' }) => Promise<{ rows: unknown[][] }>
+  const result = await query.call(client, { text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' })
+  return result.rows
 }
+
+function asLost(error: unknown): ConnectionLostError {
+  return error instanceof ConnectionLostError
+    ? error
+    : new ConnectionLostError(`The PostgreSQL connection failed while it was being set up: ${messageOf(error)}.`, { cause: error })
+}
+
+function ignore(): void {}

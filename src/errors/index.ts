@@ -125,10 +125,14 @@ export class PayloadTooLargeError extends PgIpcError {
 
 /** The instance was ended with `end()`: create a new one to keep going. */
 export class EndedError extends PgIpcError {
-  constructor(action: string, channel?: string) {
-    super(ErrorCode.Ended, `Cannot ${action}: this instance has ended. Create a new instance to send or listen again.`, {
-      channel,
-    })
+  constructor(action: string, options: { readonly channel?: string | undefined; readonly detail?: string | undefined } = {}) {
+    super(
+      ErrorCode.Ended,
+      options.detail === undefined
+        ? `Cannot ${action}: this instance has ended. Create a new instance to send or listen again.`
+        : `Cannot ${action}${options.channel === undefined ? '' : ` on channel "${options.channel}"`}: ${options.detail}. Nothing was sent; create a new instance to send again.`,
+      { channel: options.channel },
+    )
   }
 }
 
@@ -143,22 +147,27 @@ export class NotListeningError extends PgIpcError {
   }
 }
 
-/** The server rejected a LISTEN, UNLISTEN or NOTIFY; `cause` is the error from pg. */
+/** What the library sends: the command a {@link QueryFailedError} is about. */
+export type LibraryCommand = 'LISTEN' | 'UNLISTEN' | 'NOTIFY' | 'SELECT'
+
+/** The server rejected a LISTEN, UNLISTEN, NOTIFY or one of the library's own queries; `cause` is the error from pg. */
 export class QueryFailedError extends PgIpcError {
   /** The command that failed. */
-  readonly command: 'LISTEN' | 'UNLISTEN' | 'NOTIFY'
+  readonly command: LibraryCommand
   /** The SQLSTATE code from PostgreSQL, when the server sent one. */
   readonly sqlState: string | undefined
 
-  constructor(command: 'LISTEN' | 'UNLISTEN' | 'NOTIFY', channel: string, cause: unknown) {
+  constructor(command: LibraryCommand, channel: string | undefined, cause: unknown) {
     const sqlState = sqlStateOf(cause)
     super(
       ErrorCode.QueryFailed,
-      `${command} on channel "${channel}" failed: ${messageOf(cause)}` +
+      `${command}${channel === undefined ? '' : ` on channel "${channel}"`} failed: ${messageOf(cause)}` +
         (sqlState === undefined ? '' : ` (SQLSTATE ${sqlState})`) +
         (sqlState === '25006'
           ? '. A hot standby allows neither LISTEN nor NOTIFY: connect to the primary (target_session_attrs=read-write).'
-          : '. Check the connection and the server log.'),
+          : sqlState === '22P05' || sqlState === '22021'
+            ? '. The database encoding cannot hold a character of the payload: use a UTF8 database, or send only characters it can store.'
+            : '. Check the connection and the server log.'),
       { channel, cause },
     )
     this.command = command
@@ -171,9 +180,12 @@ export class ConnectionLostError extends PgIpcError {
   /** For a notification: true when it never left the process (so sending it again is safe). */
   readonly notSent: boolean
 
-  constructor(message: string, cause?: unknown, channel?: string, notSent = false) {
-    super(ErrorCode.ConnectionLost, message, { cause, channel })
-    this.notSent = notSent
+  constructor(
+    message: string,
+    options: { readonly cause?: unknown; readonly channel?: string | undefined; readonly notSent?: boolean | undefined } = {},
+  ) {
+    super(ErrorCode.ConnectionLost, message, { cause: options.cause, channel: options.channel })
+    this.notSent = options.notSent ?? false
   }
 }
 

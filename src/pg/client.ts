@@ -37,57 +37,52 @@ export function assertClient(client: unknown): asserts client is PgClient {
   }
 }
 
-/** Quotes an identifier for SQL: the one place identifiers are turned into SQL text. */
-export function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`
-}
-
 /**
- * node-postgres exposes no public "is it usable" state; these are the fields pg 8.x keeps.
- * Kept in one place so a pg upgrade has one thing to check.
+ * node-postgres (8.23+) exposes no public "is it usable, is it busy" state; these are the fields it
+ * keeps. This file and exchange.ts are the only places that read or write them, so a pg upgrade has
+ * one place to check (the shared-client tests fail loudly if a field changes meaning).
  */
-interface PgClientInternals {
+export interface PgClientInternals {
   _connected?: boolean
   _connecting?: boolean
   _ending?: boolean
   _ended?: boolean
   _queryable?: boolean
   _queryQueue?: unknown[]
+  _sentQueryQueue?: unknown[]
+  _activeQuery?: unknown
+  readyForQuery?: boolean
+  pipeline?: boolean
   getTransactionStatus?: () => string | null
-  connection?: { stream?: { destroy?: () => void; setKeepAlive?: (enable: boolean, delay: number) => void } }
+  connect?: () => Promise<unknown>
+  end?: () => Promise<void>
+  connection?: {
+    stream?: { destroy?: () => void; setKeepAlive?: (enable: boolean, delay: number) => void }
+  }
 }
 
-function internals(client: PgClient): PgClientInternals {
+/** @internal */
+export function internals(client: PgClient): PgClientInternals {
   return client as unknown as PgClientInternals
 }
 
-/** The client is closed, closing, or broken: nothing sent on it will ever run. */
-export function isUnusable(client: PgClient): boolean {
-  const state = internals(client)
-  return state._ending === true || state._ended === true || state._queryable === false
-}
+/** Where a client is in its life, as far as the library cares. */
+export type ClientPhase =
+  /** `connect()` was never called: queries would wait until it is. */
+  | 'unstarted'
+  /** `connect()` is under way. */
+  | 'connecting'
+  /** Connected and usable. */
+  | 'open'
+  /** Closed, closing or broken: nothing sent on it will ever run. */
+  | 'closed'
 
-/** The client finished its start-up and can run queries now. */
-export function isConnected(client: PgClient): boolean {
+export function phaseOf(client: PgClient): ClientPhase {
   const state = internals(client)
-  return state._connected === true && !isUnusable(client)
-}
-
-/**
- * Safe to hand a query to pg without pg queueing it behind another queued one (which prints
- * pg's "already executing a query" deprecation warning) and outside a user's transaction.
- */
-export function isIdle(client: PgClient): boolean {
-  if (!isConnected(client)) return false
-  const state = internals(client)
-  if ((state._queryQueue?.length ?? 0) > 0) return false
-  return !inTransaction(client)
-}
-
-/** The session is inside a transaction block (open or failed). */
-export function inTransaction(client: PgClient): boolean {
-  const status = internals(client).getTransactionStatus?.()
-  return status === 'T' || status === 'E'
+  if (state._ending === true || state._ended === true || state._queryable === false) return 'closed'
+  if (state._connected === true) return 'open'
+  if (state._connecting === true) return 'connecting'
+  return 'unstarted'
 }
 
 /** The user called `client.end()`: a deliberate close, not a failure. */
@@ -95,9 +90,39 @@ export function isClosedByUser(client: PgClient): boolean {
   return internals(client)._ending === true
 }
 
-/** `client.connect()` was called and has not finished. */
-export function isConnecting(client: PgClient): boolean {
-  return internals(client)._connecting === true
+/** A client that pipelines queries (`new pg.Client({ pipeline: true })`). */
+export function isPipelining(client: PgClient): boolean {
+  return internals(client).pipeline === true
+}
+
+/**
+ * True when a query handed to pg now is sent at once, ahead of anything the user sends later, and
+ * runs outside any transaction: pg runs nothing and queues nothing, and the last ReadyForQuery said
+ * the session is idle ('I'), not inside a transaction block ('T') or a failed one ('E'). This is
+ * exact because pg runs one query at a time: nothing can change the session between this check
+ * and the server reading what we send.
+ */
+export function canSendNow(client: PgClient): boolean {
+  const state = internals(client)
+  if (state._connected !== true || phaseOf(client) === 'closed') return false
+  if ((state._queryQueue?.length ?? 0) > 0 || state._activeQuery != null) return false
+  if (state.pipeline === true) {
+    if ((state._sentQueryQueue?.length ?? 0) > 0) return false
+  } else if (state.readyForQuery !== true) {
+    return false
+  }
+  return state.getTransactionStatus?.() === 'I'
+}
+
+/** The session is inside a transaction block, open ('T') or failed ('E'). */
+export function inTransaction(client: PgClient): boolean {
+  const status = internals(client).getTransactionStatus?.()
+  return status === 'T' || status === 'E'
+}
+
+/** Connects a client (pg's promise form). */
+export function connectClient(client: PgClient): Promise<unknown> {
+  return (internals(client).connect as () => Promise<unknown>).call(client)
 }
 
 /** Destroys the socket under a client: for a connection that stopped answering. */
@@ -109,3 +134,30 @@ export function destroySocket(client: PgClient): void {
 export function enableKeepAlive(client: PgClient, initialDelayMs: number): void {
   internals(client).connection?.stream?.setKeepAlive?.(true, initialDelayMs)
 }
+
+/** Destroys a client we own (and give up on): for a connection that stopped answering. */
+export function destroyClient(client: PgClient): void {
+  // pg reports the destroyed socket as an 'error'; nobody needs it, and unheard it would crash.
+  client.on('error', ignore)
+  destroySocket(client)
+}
+
+/** Ends a client we own politely, or destroys its socket if it does not answer within a second. */
+export async function closeClient(client: PgClient): Promise<void> {
+  client.on('error', ignore)
+  let timer: NodeJS.Timeout | undefined
+  const end = internals(client).end
+  const ending = end === undefined ? Promise.resolve() : end.call(client).catch(ignore)
+  await Promise.race([
+    ending,
+    new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        destroyClient(client)
+        resolve()
+      }, 1_000)
+    }),
+  ])
+  clearTimeout(timer)
+}
+
+function ignore(): void {}

@@ -51,21 +51,19 @@ export function createMessageIterator<Item>(
   if (signal?.aborted === true) throw abortError(signal)
 
   let buffer: Item[] = []
-  let waiting: { resolve: (result: IteratorResult<Item, undefined>) => void; reject: (error: unknown) => void } | undefined
+  /** Pending `next()` calls, answered in order. */
+  const waiting: { resolve: (result: IteratorResult<Item, undefined>) => void; reject: (error: unknown) => void }[] = []
   let failure: unknown
   let finished = false
 
+  const done = (): IteratorResult<Item, undefined> => ({ value: undefined, done: true })
+
   const unsubscribe = source.subscribe((item) => {
     if (finished) return
-    if (waiting !== undefined) {
-      const { resolve } = waiting
-      waiting = undefined
-      resolve({ value: item, done: false })
-    } else if (buffer.length >= bufferSize) {
-      fail(new BufferOverflowError(channel, bufferSize))
-    } else {
-      buffer.push(item)
-    }
+    const waiter = waiting.shift()
+    if (waiter !== undefined) waiter.resolve({ value: item, done: false })
+    else if (buffer.length >= bufferSize) fail(new BufferOverflowError(channel, bufferSize))
+    else buffer.push(item)
   })
 
   const onAbort = (): void => {
@@ -81,31 +79,27 @@ export function createMessageIterator<Item>(
     signal?.removeEventListener('abort', onAbort)
   }
 
+  /** Every pending `next()` ends the loop: `{ done: true }`. */
+  function releaseWaiting(): void {
+    for (const waiter of waiting.splice(0)) waiter.resolve(done())
+  }
+
   /** Ends the loop with `error` once the buffered messages are consumed. */
   function fail(error: Error): void {
     if (finished) return
     stop()
-    if (waiting !== undefined) {
-      const { reject } = waiting
-      waiting = undefined
-      reject(error)
-    } else {
-      failure = error
-    }
+    const first = waiting.shift()
+    if (first === undefined) failure = error
+    else first.reject(error)
+    releaseWaiting()
   }
 
   /** Ends the loop normally once the buffered messages are consumed. */
   function finish(): void {
     if (finished) return
     stop()
-    if (waiting !== undefined) {
-      const { resolve } = waiting
-      waiting = undefined
-      resolve({ value: undefined, done: true })
-    }
+    releaseWaiting()
   }
-
-  const done = (): IteratorResult<Item, undefined> => ({ value: undefined, done: true })
 
   return {
     next() {
@@ -117,24 +111,21 @@ export function createMessageIterator<Item>(
       }
       if (finished) return Promise.resolve(done())
       return new Promise((resolve, reject) => {
-        waiting = { resolve, reject }
+        waiting.push({ resolve, reject })
       })
     },
     return() {
       stop()
       buffer = []
       failure = undefined
-      if (waiting !== undefined) {
-        const { resolve } = waiting
-        waiting = undefined
-        resolve(done())
-      }
+      releaseWaiting()
       return Promise.resolve(done())
     },
     throw(error?: unknown) {
       stop()
       buffer = []
       failure = undefined
+      releaseWaiting()
       return Promise.reject(error)
     },
     [Symbol.asyncIterator]() {

@@ -27,7 +27,7 @@ export interface AttachOptions {
   readonly invalidWarningIntervalMs?: number | undefined
   /**
    * Most notifications waiting to be sent; one more rejects with a `BackpressureError` instead of
-   * queueing without limit. Default 10 000.
+   * queueing. Default: no limit.
    */
   readonly maxPending?: number | undefined
 }
@@ -69,6 +69,32 @@ export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEve
 type AnyFunction = (...args: any[]) => unknown
 type CoreListener = (message: Message) => unknown
 
+/** The public methods, bound to each instance so they work detached (`process.on('SIGTERM', ipc.end)`). */
+const BOUND_METHODS = [
+  'on',
+  'addListener',
+  'prependListener',
+  'once',
+  'prependOnceListener',
+  'off',
+  'removeListener',
+  'removeAllListeners',
+  'listenerCount',
+  'notify',
+  'send',
+  'messages',
+  'listening',
+  'queueUsage',
+  'end',
+] as const
+
+/** A running `messages()` loop, as the instance sees it. */
+interface RunningLoop {
+  readonly channel: string
+  fail(error: Error): void
+  finish(): void
+}
+
 /**
  * A typed emitter over one pg client, made by `channels.attach(client)`. Channel names and payload
  * types come from the channel map; every payload is validated on the way out and on the way in.
@@ -80,7 +106,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   readonly #events = new EventEmitter()
   /** user listener -> the core listeners registered for it, per channel */
   readonly #wrappers = new Map<string, Map<AnyFunction, CoreListener[]>>()
-  readonly #iterators = new Set<{ fail(error: Error): void; finish(): void }>()
+  readonly #iterators = new Set<RunningLoop>()
   readonly #ignoreOwn: boolean
   readonly #warnEveryMs: number
   readonly #lastWarning = new Map<string, { at: number; suppressed: number }>()
@@ -94,6 +120,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     this.#wire = wire
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
+    for (const name of BOUND_METHODS) {
+      Object.defineProperty(this, name, { value: (this[name] as AnyFunction).bind(this), writable: true, configurable: true })
+    }
     this.#core = new PgIPCEmitter(client, { maxPending: options.maxPending })
     this.#core.on('error', (error: PgIpcError) => {
       if (error.code === ErrorCode.ConnectionLost) for (const iterator of this.#iterators) iterator.fail(error)
@@ -139,6 +168,11 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     return this.#add(event, listener as AnyFunction, true, false)
   }
 
+  /** Like `once`, but runs before the listeners already there. */
+  prependOnceListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+    return this.#add(event, listener as AnyFunction, true, true)
+  }
+
   /** Removes a listener; the channel's LISTEN is released when its last listener leaves. */
   off<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
     return this.removeListener(event, listener)
@@ -150,16 +184,16 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       this.#events.removeListener(event, listener as AnyFunction)
       return this
     }
-    const wrappers = this.#wrappers.get(event)?.get(listener as AnyFunction)
-    const wrapper = wrappers?.pop()
-    if (wrapper !== undefined) this.#core.removeListener(event, wrapper)
-    if (wrappers?.length === 0) this.#wrappers.get(event)?.delete(listener as AnyFunction)
+    // As Node does: the most recently added instance of the listener goes.
+    const wrapper = this.#wrappers.get(event)?.get(listener as AnyFunction)?.at(-1)
+    if (wrapper !== undefined) this.#unregister(event, listener as AnyFunction, wrapper)
     return this
   }
 
-  /** Removes every listener of one channel or event, or of all of them. */
+  /** Removes every listener of one channel or event, or of all of them; `messages()` loops on them end. */
   removeAllListeners(event?: TypedEventName<Schemas>): this {
     if (event === undefined) {
+      for (const iterator of [...this.#iterators]) iterator.finish()
       for (const channel of [...this.#wrappers.keys()]) this.#removeChannel(channel)
       this.#events.removeAllListeners()
     } else if (this.#isChannel(event)) {
@@ -182,7 +216,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    */
   notify<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): Promise<void> {
     try {
-      if (this.#core.ended) throw new EndedError('notify', name)
+      if (this.#core.ended) throw new EndedError('notify', { channel: name })
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
       return this.#core.notifyText(name, text)
     } catch (error) {
@@ -218,8 +252,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     options?: MessagesOptions,
   ): MessageIterator<MessageOf<Schemas, Name>> {
     this.#schema(name)
-    if (this.#core.ended) throw new EndedError('iterate messages', name)
+    if (this.#core.ended) throw new EndedError('iterate messages', { channel: name })
     type Item = MessageOf<Schemas, Name>
+    let loop: RunningLoop | undefined
     const iterator = createMessageIterator<Item>(
       name,
       {
@@ -228,13 +263,14 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
           this.#core.on(name, wrapper)
           return () => {
             this.#core.removeListener(name, wrapper)
-            this.#iterators.delete(iterator)
+            if (loop !== undefined) this.#iterators.delete(loop)
           }
         },
       },
       options,
     )
-    this.#iterators.add(iterator)
+    loop = { channel: name, fail: iterator.fail, finish: iterator.finish }
+    this.#iterators.add(loop)
     return iterator
   }
 
@@ -263,13 +299,18 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    */
   end(): Promise<void> {
     if (this.#endPromise !== undefined) return this.#endPromise
-    for (const iterator of this.#iterators) iterator.finish()
+    for (const iterator of [...this.#iterators]) iterator.finish()
     this.#endPromise = this.#core.end().then(() => {
       this.#wrappers.clear()
       this.#emit('end')
       this.#events.removeAllListeners()
     })
     return this.#endPromise
+  }
+
+  /** `await using ipc = channels.attach(client)`: ends the instance when the scope is left. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.end()
   }
 
   #schema(name: string): WireSchema {
@@ -290,7 +331,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       else this.#events.on(event, listener)
       return this
     }
-    if (this.#core.ended) throw new EndedError(`listen on channel "${event}"`, event)
+    if (this.#core.ended) throw new EndedError(`listen on channel "${event}"`, { channel: event })
     const wrapper = this.#wrap(event, listener, once)
     let byListener = this.#wrappers.get(event)
     if (byListener === undefined) this.#wrappers.set(event, (byListener = new Map()))
@@ -303,19 +344,32 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   #removeChannel(channel: string): void {
+    for (const iterator of [...this.#iterators]) if (iterator.channel === channel) iterator.finish()
     this.#wrappers.delete(channel)
     this.#core.removeAllListeners(channel)
   }
 
+  /** Removes exactly this wrapper of `listener` (never another one of the same listener). */
+  #unregister(channel: string, listener: AnyFunction, wrapper: CoreListener): void {
+    const byListener = this.#wrappers.get(channel)
+    const list = byListener?.get(listener)
+    const index = list?.lastIndexOf(wrapper) ?? -1
+    if (list === undefined || index < 0) return
+    list.splice(index, 1)
+    if (list.length === 0) byListener?.delete(listener)
+    this.#core.removeListener(channel, wrapper)
+  }
+
   /** The core listener standing for a typed one: skip own and invalid messages, decode once. */
   #wrap(channel: string, listener: AnyFunction, once: boolean): CoreListener {
+    let fired = false
     const wrapper = (message: Message): unknown => {
+      if (fired) return undefined
       const typed = this.#decode(message)
       if (typed === undefined) return undefined
       if (once) {
-        this.#core.removeListener(channel, wrapper)
-        const list = this.#wrappers.get(channel)?.get(listener)
-        list?.splice(list.indexOf(wrapper), 1)
+        fired = true
+        this.#unregister(channel, listener, wrapper)
       }
       return (listener as (message: TypedMessage<string, unknown>) => unknown)(typed)
     }

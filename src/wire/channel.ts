@@ -22,6 +22,12 @@ export function assertChannelName(channel: unknown): asserts channel is string {
       channel,
     )
   }
+  if (!(channel as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new InvalidChannelError(
+      `Channel name ${JSON.stringify(channel)} contains a lone surrogate (half of a UTF-16 character pair), which has no UTF-8 form. Fix the name.`,
+      channel,
+    )
+  }
   const bytes = Buffer.byteLength(channel, 'utf8')
   if (bytes > MAX_CHANNEL_BYTES) {
     throw new InvalidChannelError(

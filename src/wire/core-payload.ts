@@ -32,11 +32,22 @@ export function encodeCorePayload(channel: string, payload: unknown): string | u
   return text
 }
 
-/** Checks what the server would reject, so nothing half-valid is ever sent. */
+/**
+ * Checks what the server would reject or alter, so a payload arrives exactly as sent or not at all:
+ * a NUL byte fails on the server; a lone surrogate (half of a UTF-16 pair, as a string cut in the
+ * middle of an emoji has) cannot be turned into UTF-8 and would arrive as U+FFFD.
+ */
 export function assertPayloadText(channel: string, text: string): void {
   if (text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
+      channel,
+    )
+  }
+  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+    throw new PayloadNotEncodableError(
+      `Payload for channel "${channel}" contains a lone surrogate (half of a UTF-16 character pair, e.g. a string cut inside an emoji), ` +
+        'which has no UTF-8 form: PostgreSQL would receive U+FFFD instead. Fix the text, or send it as JSON (an object or array), which escapes it.',
       channel,
     )
   }

@@ -1,6 +1,7 @@
 import {
   InvalidMessageError,
   InvalidPayloadError,
+  PayloadNotEncodableError,
   SchemaNotEncodableError,
   messageOf,
   toIssues,
@@ -61,7 +62,18 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
   }
   if (!result.success) throw new InvalidPayloadError(channel, toIssues(result.error?.issues ?? []))
   const wire = result.data
-  const text = wire === undefined ? '' : JSON.stringify(wire)
+  let text: string | undefined
+  try {
+    text = wire === undefined ? '' : JSON.stringify(wire)
+  } catch (error) {
+    // A schema that lets anything through (z.unknown(), z.any()) can hand JSON a BigInt or a cycle.
+    throw new PayloadNotEncodableError(
+      `Payload for channel "${channel}" cannot be encoded as JSON: ${messageOf(error)}. ` +
+        'Send plain data (convert BigInt to string, break cycles), or tighten the channel\'s schema.',
+      channel,
+      error,
+    )
+  }
   if (text === undefined) {
     throw new SchemaNotEncodableError(channel, 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).')
   }

@@ -546,8 +546,9 @@ describe('end() in every client state', () => {
     expect(errors).toHaveLength(1)
   })
 
-  it('is idempotent, and notify or on after end() throw a clear error', async () => {
+  it('is idempotent; a late notify() sends nothing and warns once, on() after end() throws', async () => {
     const client = await connect()
+    const other = await connect()
     const ipc = pgIPC(client)
     let ends = 0
     ipc.on('end', () => ends++)
@@ -557,8 +558,28 @@ describe('end() in every client state', () => {
     const second = ipc.end()
     await Promise.all([first, second])
     expect(ends).toBe(1)
-    expect(() => ipc.notify(channel, 1)).toThrow(EndedError)
-    expect(() => ipc.on(channel, () => {})).toThrow(/has ended/)
+    const warnings: Error[] = []
+    const onWarning = (warning: Error): void => void warnings.push(warning)
+    process.on('warning', onWarning)
+    try {
+      const seen: string[] = []
+      other.on('notification', (message) => seen.push(message.payload ?? ''))
+      await other.query(`LISTEN ${channel}`)
+      // pg-ipc's own test suite notifies from an 'end' listener and expects no error.
+      expect(() => ipc.notify(channel, 'late-1')).not.toThrow()
+      expect(() => ipc.send(channel, 'late-2')).not.toThrow()
+      const marker = waitFor(other as never, 'notification', { filter: (message) => (message as { payload: string }).payload === 'marker' })
+      await other.query('SELECT pg_notify($1, $2)', [channel, 'marker'])
+      await marker
+      expect(seen).toEqual(['marker'])
+      await new Promise((resolve) => setImmediate(resolve)) // process warnings are emitted on the next tick
+      const late = warnings.filter((warning) => /after end\(\) was ignored/.test(warning.message))
+      expect(late).toHaveLength(1)
+      expect((late[0] as Error & { code?: string }).code).toBe(ErrorCode.Ended)
+    } finally {
+      process.off('warning', onWarning)
+    }
+    expect(() => ipc.on(channel, () => {})).toThrow(EndedError)
     expect(await listeningChannels(client)).toEqual([])
   })
 

@@ -44,7 +44,14 @@ export function ownedClients(url: string | (() => string), config: pg.ClientConf
     const query = client.query.bind(client) as (...args: unknown[]) => unknown
     ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const result = query(...args)
-      const config = args[0] as { text?: string; values?: unknown[] } | string
+      const config = args[0] as
+        | { text?: string; values?: unknown[]; statements?: readonly { text: string; values?: readonly unknown[] }[] }
+        | string
+      if (typeof config === 'object' && config.statements !== undefined) {
+        // The library's own exchanges: several statements in one round trip.
+        for (const statement of config.statements) events.emit('query', { client, text: statement.text, values: statement.values })
+        return result
+      }
       const text = typeof config === 'string' ? config : config.text
       const values = typeof config === 'string' ? (args[1] as unknown[] | undefined) : config.values
       events.emit('query', { client, text, values })
