@@ -71,9 +71,9 @@ type ListenerFor<Event extends string | symbol, Events> = Event extends symbol
 /**
  * An EventEmitter over one pg client: the first listener on a channel issues LISTEN, the last one
  * leaving issues UNLISTEN. Any string event that is not one of {@link PgIPCEvents} is a channel.
- * Create it with {@link pgIPC}.
+ * Create it with {@link pgIPC}. Every method works unbound (`process.on('SIGTERM', ipc.end)`).
  */
-export interface PgIPC extends EventEmitter {
+export interface PgIPC extends EventEmitter, AsyncDisposable {
   /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
   readonly client: PgClient | undefined
   /** True once `end()` was called. */
@@ -91,15 +91,18 @@ export interface PgIPC extends EventEmitter {
   /**
    * Sends a notification. `payload` is sent as is when it is a string, as JSON otherwise, and not
    * at all when it is `null` or `undefined` (received as `''`). Throws synchronously for a bad
-   * channel name, a payload that cannot be encoded or is 8000 bytes or more, or after `end()`;
-   * a server error is emitted as `error`, success as `notify`.
+   * channel name or a payload that cannot arrive exactly as sent (8000 bytes or more, a NUL byte, a
+   * lone surrogate, no JSON form), and past `maxPending` when you set it. Success is emitted as
+   * `notify`, failure as `error` (see docs/sharing.md for "not sent" and "outcome unknown"). After
+   * `end()` it sends nothing and warns once, as pg-ipc's own tests expect.
    */
   notify(channel: string, payload?: unknown): void
   /** Alias of `notify`. */
   send(channel: string, payload?: unknown): void
   /**
    * Resolves once the server LISTENs on `channel` for this instance: the moment to read the state
-   * you care about ("LISTEN first, then read"). Rejects if the channel has no listener here.
+   * you care about ("LISTEN first, then read"). Rejects if the channel has no listener here, its
+   * LISTEN fails, its last listener leaves, the instance ends or a client you passed in is lost.
    */
   listening(channel: string): Promise<void>
   /**
@@ -108,11 +111,14 @@ export interface PgIPC extends EventEmitter {
    */
   queueUsage(): Promise<number>
   /**
-   * Stops listening: UNLISTENs what no other instance on the client needs, emits `end`, then removes
-   * every listener. Does not end a client you passed in; in the reconnecting mode it closes the
-   * connection it owns, and leaves no timer or socket behind. Safe in any state and when called twice.
+   * Stops listening: once the notifications already handed over settled, UNLISTENs what no other
+   * instance on the client needs, emits `end`, then removes every listener. Does not end a client
+   * you passed in; in the reconnecting mode it closes the connection it owns, and leaves no timer or
+   * socket behind. Safe in any state and when called twice.
    */
   end(): Promise<void>
+  /** `await using ipc = pgIPC(client)`: `end()` when the scope is left. */
+  [Symbol.asyncDispose](): Promise<void>
 }
 
 /** The public methods, bound to each instance so they work detached (`process.on('SIGTERM', ipc.end)`). */
