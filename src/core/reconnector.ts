@@ -188,8 +188,6 @@ export class Reconnector {
     let attempts = 0
     /** Backoff steps since the last connection that stayed up: a flapping server is not hammered. */
     let level = 0
-    /** One immediate attempt after a loss; granted again only by a connection that stayed up. */
-    let retryAtOnce = true
     let connectedBefore = false
     let downSince: number | undefined
     try {
@@ -231,16 +229,10 @@ export class Reconnector {
           destroyClient(client)
           downSince = Date.now()
           attempts = 0
-          // The first attempt after a loss is immediate; but a connection that dies young is not
-          // retried at once again (that would be a tight loop): only one that stayed up starts over.
-          if (performance.now() - connectedAt >= maxDelayMs) {
-            level = 0
-            retryAtOnce = true
-          }
-          if (retryAtOnce) {
-            retryAtOnce = false
-            continue
-          }
+          // Every new attempt waits a backoff step. Only a connection that stayed up starts the
+          // steps over: one that dies young (a server that accepts, then drops) is not retried at
+          // once, again and again.
+          if (performance.now() - connectedAt >= maxDelayMs) level = 0
         } catch (error) {
           if (error instanceof Stopped) throw error
           // Lost or failed before or while the hub had it: the hub (if it had it) has said 'disconnect'.

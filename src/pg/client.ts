@@ -142,10 +142,29 @@ export function destroyClient(client: PgClient): void {
   destroySocket(client)
 }
 
-/** Ends a client we own politely, or destroys its socket if it does not answer within a second. */
+/**
+ * Ends a client we own politely (the server ends its session before the socket closes), or destroys
+ * its socket if it does not answer within a second. pg's own end() destroys the socket of a client
+ * that is running a query, which leaves the server's session behind until it notices: a query of
+ * ours still running (a setup check) is let finish first.
+ */
 export async function closeClient(client: PgClient): Promise<void> {
   client.on('error', ignore)
   let timer: NodeJS.Timeout | undefined
+  const state = internals(client)
+  if (phaseOf(client) === 'open' && (state._activeQuery != null || (state._queryQueue?.length ?? 0) > 0)) {
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer)
+        client.off('drain', done)
+        client.off('end', done)
+        resolve()
+      }
+      client.on('drain', done)
+      client.on('end', done)
+      timer = setTimeout(done, 1_000)
+    })
+  }
   const end = internals(client).end
   const ending = end === undefined ? Promise.resolve() : end.call(client).catch(ignore)
   await Promise.race([
