@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { childEnv, describeChild, runChild } from './support/child.js';
+import { startPostgres } from './support/postgres.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
 const isRoot = process.getuid?.() === 0;
@@ -92,6 +93,22 @@ describe.skipIf(!hasGit)('fresh start from a git clone in a 0700 folder', () => 
       expect(statSync(join(tempDir, left[0] ?? '')).mode & 0o777).toBe(0o755);
     } else {
       expect(left).toEqual([]);
+    }
+  });
+});
+
+describe.skipIf(!isRoot)('what cannot work as root says why', () => {
+  it('a TMPDIR the server account cannot enter is refused with what to do', async () => {
+    const privateTemp = mkdtempSync(join(tmpdir(), 'typed-pg-ipc-private-tmp-'));
+    chmodSync(privateTemp, 0o700);
+    const saved = process.env.TMPDIR;
+    process.env.TMPDIR = privateTemp;
+    try {
+      await expect(startPostgres()).rejects.toThrow(/the temp dir .* is not accessible to the "\w+" account.*set TMPDIR to a folder every user can enter/);
+    } finally {
+      if (saved === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = saved;
+      rmSync(privateTemp, { recursive: true, force: true });
     }
   });
 });
