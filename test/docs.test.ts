@@ -122,6 +122,9 @@ const runtimes: { example: string; ms: number }[] = []
 
 describe('documentation examples', () => {
   beforeAll(() => {
+    if (!existsSync(join(root, 'dist', 'index.d.ts'))) {
+      throw new Error('dist/ is missing: run `npm run build` first (`npm test` builds before running vitest)')
+    }
     rmSync(outDir, { recursive: true, force: true })
     examples.forEach((example, index) => {
       const dir = folderOf(index)
