@@ -150,9 +150,9 @@ function checksTable(results: BenchResults): string | undefined {
   const rows = results.checks.map((check) => [
     check.target,
     check.measured,
-    check.met === null ? `not judged${check.note === undefined ? '' : `: ${check.note}`}` : check.met ? 'met' : '**missed**',
+    check.met === null ? `not judged${check.note === undefined ? '' : `: ${check.note}`}` : check.met ? 'met' : 'missed',
   ])
-  return table(['target (issue 5)', 'measured', 'result'], rows, ['left', 'left', 'left'])
+  return table(['goal', 'measured', 'result'], rows, ['left', 'left', 'left'])
 }
 
 interface Section {
@@ -161,14 +161,10 @@ interface Section {
   readonly body: string | undefined
 }
 
+/** The detailed tables, shared by the console and docs/benchmarks.md. */
 function sections(results: BenchResults): Section[] {
   const s = results.settings
   return [
-    {
-      title: 'Targets of issue 5',
-      intro: 'Ratios are measured in this one run, on one server; "sep." is the listener in a separate process.',
-      body: checksTable(results),
-    },
     {
       title: 'Throughput, listener in a separate process',
       intro:
@@ -238,12 +234,110 @@ function signed(bytes: number): string {
   return `${bytes >= 0 ? '+' : ''}${mib(bytes)}`
 }
 
+/** The tables, and the project's performance goals with whether this run met them (for developers). */
 export function renderConsole(results: BenchResults): string {
-  const parts = sections(results)
+  const goals: Section = { title: 'Performance goals', intro: '', body: checksTable(results) }
+  const parts = [goals, ...sections(results)]
     .filter((section) => section.body !== undefined)
     .map((section) => `${section.title}\n${section.body}`)
   return parts.join('\n\n')
 }
+
+const deliveredAt = (results: BenchResults, id: SenderKind, layout: Layout, concurrency = 100): number | undefined =>
+  point(results, id, layout, concurrency)?.median.deliveredPerSec
+
+const PEERS = ['pg-ipc', 'pg-listen', 'postgres'] as const
+
+/** "10.95x pg-ipc 1.0.5, 4.69x postgres.js" for the peers present in the run. */
+function peerRatios(results: BenchResults, own: number, layout: Layout): string {
+  return PEERS.map((id) => {
+    const base = deliveredAt(results, id, layout)
+    return base === undefined ? undefined : `${x(own / base)} ${labelOf(id)}`
+  })
+    .filter((part) => part !== undefined)
+    .join(', ')
+}
+
+/** "pg-ipc 1.0.5 9,733, pg-listen 13,418" of a per-peer figure, for those the run has. */
+function peerFigures(format: (value: number) => string, figure: (id: SenderKind) => number | undefined): string {
+  return PEERS.map((id) => {
+    const value = figure(id)
+    return value === undefined ? undefined : `${labelOf(id)} ${format(value)}`
+  })
+    .filter((part) => part !== undefined)
+    .join(', ')
+}
+
+/** The findings in a few sentences, computed from the figures (only those the run has). */
+function summary(results: BenchResults): string[] {
+  const lines: string[] = []
+  const typedSep = deliveredAt(results, 'typed-small', 'separate')
+  const ceilingSep = deliveredAt(results, 'raw-unnest', 'separate')
+  if (typedSep !== undefined) {
+    lines.push(
+      `- **Many sends at once.** With 100 \`notify()\` calls in flight and the listener in another process, the typed ` +
+        `layer delivered ${n(typedSep)} messages per second: ${peerRatios(results, typedSep, 'separate')}` +
+        (ceilingSep === undefined
+          ? '.'
+          : `, and ${pct(typedSep / ceilingSep)} of what the server takes at best (100 notifications per statement, ${n(ceilingSep)}/s).`) +
+        ' Concurrent calls on one instance travel together in one round trip, so the sender waits for the server once per batch, not once per message.',
+    )
+  }
+  const typedSame = deliveredAt(results, 'typed-small', 'same')
+  if (typedSame !== undefined) {
+    lines.push(
+      `- **Sender and listener in one process** (sharing the CPU): ${n(typedSame)} messages per second, ${peerRatios(results, typedSame, 'same')}.`,
+    )
+  }
+  const oneSep = deliveredAt(results, 'typed-small', 'separate', 1)
+  const rawOneSep = deliveredAt(results, 'raw-rt', 'separate', 1)
+  if (oneSep !== undefined && rawOneSep !== undefined) {
+    const peers = peerFigures(n, (id) => deliveredAt(results, id, 'separate', 1))
+    lines.push(
+      `- **One call at a time** (each awaited before the next): ${n(oneSep)} messages per second, against ${n(rawOneSep)} for raw pg` +
+        `${peers === '' ? '' : ` (${peers})`}: every library waits for one round trip to the server per message here, and batching cannot help.`,
+    )
+  }
+  const latency = (id: SenderKind): number | undefined => results.latency.find((entry) => entry.target === id && entry.layout === 'separate')?.p50Ms
+  const typedLatency = latency('typed-small')
+  const rawLatency = latency('raw-rt')
+  if (typedLatency !== undefined && rawLatency !== undefined) {
+    const peers = peerFigures((value) => `${ms(value)} ms`, latency)
+    lines.push(
+      `- **Latency of a single message** (median, from the call to the listener callback in another process): ${ms(typedLatency)} ms for ` +
+        `the typed layer, ${ms(rawLatency)} ms for one raw \`pg_notify\` round trip${peers === '' ? '' : ` (${peers})`}: validating and ` +
+        `encoding on the way out, decoding and validating on the way in, add about ${ms(typedLatency - rawLatency)} ms.`,
+    )
+  }
+  const isolated = results.receive.find((entry) => entry.id === 'typed-small-1/isolated')
+  const isolatedTen = results.receive.find((entry) => entry.id === 'typed-small-10/isolated')
+  if (isolated !== undefined) {
+    lines.push(
+      `- **Receiving.** The library decodes and validates ${n(isolated.perSec)} small messages per CPU second` +
+        (isolatedTen === undefined
+          ? '.'
+          : `, and ${n(isolatedTen.perSec)} with 10 listeners on the channel: a message is validated once ` +
+            `(${isolatedTen.validationsPerMessage.toFixed(2)} validations per message), however many listeners it has.`),
+    )
+  }
+  const large = deliveredAt(results, 'typed-large', 'separate')
+  if (large !== undefined) {
+    lines.push(
+      `- **Large payloads** (a nested object of about 1.3 KB): ${n(large)} messages per second at 100 in flight` +
+        `${typedSep === undefined ? '' : `, against ${n(typedSep)} for small ones`}: validating a large schema with zod, on both ends, ` +
+        'costs more than the trip through the server. Send keys rather than documents where you can.',
+    )
+  }
+  const memory = results.memory
+  if (memory !== null) {
+    lines.push(
+      `- **Memory.** Over ${n(memory.messages)} messages, heap use after the first ${n(memory.samples[1]?.messages)} changed by ` +
+        `${signed(memory.growthAfterFirst.heapUsedBytes)} MiB: nothing accumulates per message.`,
+    )
+  }
+  return lines
+}
+
 
 export function renderMarkdown(results: BenchResults, jsonPath: string): string {
   const { meta } = results
@@ -255,21 +349,48 @@ export function renderMarkdown(results: BenchResults, jsonPath: string): string 
   const lines = [
     '# Benchmarks',
     '',
-    `<!-- Generated by bench/report.ts from ${jsonPath}; do not edit by hand: run \`npm run bench\`. -->`,
+    `<!-- Generated by bench/report.ts from ${jsonPath}: edit the generator, not this page. -->`,
     '',
-    'Throughput, latency, receive-path cost, fan-out and memory of typed-pg-ipc, side by side with raw `pg`',
-    '(what the server can take) and the peers, measured in one run on one PostgreSQL server.',
+    'How fast typed-pg-ipc sends and receives notifications, next to pg-ipc, pg-listen, postgres.js and raw',
+    '`pg` (which shows what the server itself can take), all measured in one run against one PostgreSQL',
+    'server: throughput with one call and with 100 calls in flight, with the listener in another process and',
+    'in the same one; the latency of a single message; the cost of receiving (decoding and validating);',
+    'fan-out to many listening connections; and memory over a million messages.',
     '',
-    `- Command: \`${meta.command}\` (\`BENCH_SCALE=quick\` for a rough run in about a minute; \`DATABASE_URL=...\` for your own server)`,
-    `- Date: ${meta.date} (${meta.seconds} s, scale \`${meta.scale}\`)`,
+    '## In short',
+    '',
+    ...summary(results),
+    '',
+    '## How to read the figures',
+    '',
+    '- Every notification carries a distinct payload (a small JSON object of about 80 bytes unless stated),',
+    '  on one connection per sender and one per listener.',
+    '- "sent/s" counts until the last call resolved; "delivered/s" until the listener received the last',
+    '  message. C is the number of calls in flight.',
+    '- "typed-pg-ipc core" is `pgIPC(client)` (JSON, no schema); "typed" is `defineChannels`, with zod',
+    '  validation on both ends.',
+    '- The figures come from one small machine that also runs the server and the listener, so other load on',
+    '  it moves every figure. Compare ratios within this run (measured side by side, rounds interleaved), not',
+    '  absolute numbers with another machine.',
+    '',
+    '## How to run it again',
+    '',
+    '```sh',
+    'npm run bench                                       # the full run, 6 to 9 minutes on 2 cores: rewrites bench/results/latest.json and this page',
+    'BENCH_SCALE=quick npm run bench                     # a rough run in a minute or two, written under .tmp/bench-results/',
+    'DATABASE_URL=postgres://user@host/db npm run bench  # against your own server instead of a throwaway one',
+    '```',
+    '',
+    'To regenerate this page from the stored results without measuring again:',
+    '`npx tsc -p bench/tsconfig.json && node .tmp/bench/bench/report.js`.',
+    '',
+    '## This run',
+    '',
+    `- Date: ${meta.date} (${meta.seconds} s, scale \`${meta.scale}\`, \`${meta.command}\`)`,
     `- Machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.platform} ${machine.release} ${machine.arch}; ` +
-      `load average ${machine.loadAverageStart.join(' / ')} at start, ${machine.loadAverageEnd.join(' / ')} at the end`,
+      `load average ${machine.loadAverageStart.join(' / ')} at the start, ${machine.loadAverageEnd.join(' / ')} at the end`,
     `- Server: PostgreSQL ${meta.server.version} (${meta.server.source === 'embedded' ? 'embedded binaries, started by the benchmark, fsync off, on loopback' : 'DATABASE_URL'})`,
     `- Versions: ${versions}`,
-    '',
-    'Absolute figures depend on the machine and on what else runs on it: compare ratios measured in one run.',
-    'Every notification carries a distinct payload (a small JSON object of about 80 bytes unless stated), one',
-    'connection per sender, one per listener.',
     '',
     '## What each target does',
     '',

@@ -31,11 +31,11 @@ function assertBuilt(): void {
 }
 
 describe('CommonJS consumers', () => {
-  it("require('typed-pg-ipc') gives pgIPC and a working default export", async () => {
+  it("require('typed-pg-ipc') is pgIPC itself, with every export as a property, sharing the ES module's classes", async () => {
     assertBuilt()
     const run = await runNode([fixture], { ...process.env, DATABASE_URL: databaseUrl() })
     expect(run.stderr, 'stderr of the CommonJS fixture').toBe('')
     expect(run.code, `fixture failed:\n${run.stderr}`).toBe(0)
-    expect(JSON.parse(run.stdout.trim())).toEqual({ pgIPC: 'function', defaultIsPgIPC: true, roundTrip: true })
+    expect(JSON.parse(run.stdout.trim())).toEqual({ pgIPC: 'function', moduleIsFactory: true, defaultIsPgIPC: true, roundTrip: true })
   })
 })

@@ -106,3 +106,32 @@ export function waitFor<T = unknown>(emitter: Emitter, event: string, options: W
     if (watchErrors) emitter.on('error', onError);
   });
 }
+
+/**
+ * A database of its own on the shared server, dropped after the current test: notifications never
+ * cross databases, so a program given this URL (a documentation example, a consumer test) hears only
+ * itself, whatever channel names other tests use at the same time, and may create its own tables.
+ */
+export async function freshDatabase(prefix = 'db'): Promise<string> {
+  const name = `${prefix}_${process.pid}_${instanceTag}_${(counter += 1)}`.toLowerCase();
+  const admin = new pg.Client({ connectionString: databaseUrl() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${admin.escapeIdentifier(name)}`);
+  } finally {
+    await admin.end();
+  }
+  onTestFinished(async () => {
+    const dropper = new pg.Client({ connectionString: databaseUrl() });
+    await dropper.connect();
+    try {
+      // FORCE: a program killed by its timeout may have left a connection behind.
+      await dropper.query(`DROP DATABASE IF EXISTS ${dropper.escapeIdentifier(name)} WITH (FORCE)`);
+    } finally {
+      await dropper.end();
+    }
+  });
+  const url = new URL(databaseUrl());
+  url.pathname = `/${name}`;
+  return url.toString();
+}

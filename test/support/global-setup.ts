@@ -6,6 +6,7 @@
 // PG_TEST_SOURCE=docker makes a missing runtime an error. PG_BINARIES_PACKAGE implies embedded,
 // since a version matrix over binaries packages must not silently test a container instead.
 
+import { dirname } from 'node:path';
 import type { TestProject } from 'vitest/node';
 import type { DatabaseSource } from './context.js';
 import { startPostgres } from './postgres.js';
@@ -54,7 +55,7 @@ async function pickDatabase(): Promise<Database> {
   return {
     url: server.connectionString,
     source: 'embedded',
-    detail: `PostgreSQL ${server.version}`,
+    detail: `PostgreSQL ${server.version}, ${dirname(server.binaries.postgres)}`,
     stop: () => server.stop(),
   };
 }

@@ -5,11 +5,12 @@
 // process.exit(0) on 'beforeExit', which turns a failing test run into exit code 0.
 
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { chown, mkdir, readFile, rm } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, lstatSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmod, chown, cp, lstat, mkdir, readdir, readFile, readlink, rename, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { isAbsolute, join } from 'node:path';
+import { basename, dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 export interface PgBinaries {
@@ -40,6 +41,8 @@ export interface PgServer {
   /** Server version, e.g. "18.4". */
   readonly version: string;
   readonly dataDir: string;
+  /** The binaries it runs: as given, or their public copy when the server account could not run those. */
+  readonly binaries: PgBinaries;
   /** Stops the server for good and removes the temp dir. Idempotent. */
   stop(): Promise<void>;
   /**
@@ -177,6 +180,177 @@ function shellQuote(value: string): string {
   return `'${value.replaceAll("'", "'\\''")}'`;
 }
 
+// ---- binaries and dirs the server account can use --------------------------------------------------
+//
+// As root, the server runs as an unprivileged account (above). That account cannot run binaries that
+// npm installed under a private path: a checkout in /root (mode 0700 on most machines and containers)
+// or in any 0700 folder. Rather than ask the user to move the checkout, we copy the binaries' tree once
+// into a world-readable folder of the temp dir, named by the package version and a hash of the tree's
+// content, and run that copy. Later runs (other test files, the demo, a second checkout of the same
+// version) reuse it.
+
+/** Can `account` reach `path`? Search permission on every ancestor, judged by mode bits (spawn drops supplementary groups). */
+function accountCanEnter(path: string, account: Account): boolean {
+  let dir = resolve(path);
+  for (;;) {
+    let stats;
+    try {
+      stats = statSync(dir);
+    } catch {
+      return false;
+    }
+    const bit = stats.uid === account.uid ? 0o100 : stats.gid === account.gid ? 0o010 : 0o001;
+    if ((stats.mode & bit) === 0) return false;
+    const parent = dirname(dir);
+    if (parent === dir) return true;
+    dir = parent;
+  }
+}
+
+/**
+ * The base of the temp dirs (data dirs, sockets, the binaries cache). As root it must be enterable by
+ * the server account, else nothing can work: say so plainly instead of failing in initdb.
+ */
+function tempBase(account: Account | undefined): string {
+  const base = tmpdir();
+  if (account !== undefined && !accountCanEnter(base, account)) {
+    throw new Error(
+      `the temp dir ${base} is not accessible to the "${account.name}" account, which PostgreSQL runs as when you are root ` +
+        '(it keeps its data dir and socket there): set TMPDIR to a folder every user can enter, such as /tmp',
+    );
+  }
+  return base;
+}
+
+/** Does `postgres --version` run as the account? The ground truth for "can it use these binaries". */
+function runsAs(binaries: PgBinaries, account: Account): { ok: boolean; denied: boolean; detail: string } {
+  const result = spawnSync(binaries.postgres, ['--version'], {
+    env: childEnv(),
+    uid: account.uid,
+    gid: account.gid,
+    encoding: 'utf8',
+    stdio: 'pipe',
+    timeout: 30_000,
+  });
+  const detail = result.error?.message ?? `${result.stdout}${result.stderr}`.trim();
+  const ok = result.error === undefined && result.status === 0;
+  // EACCES from spawn (the binary), or the dynamic loader refused a library in the tree.
+  const denied = !ok && /EACCES|Permission denied/i.test(detail);
+  return { ok, denied, detail };
+}
+
+/** sha256 of a tree: relative paths, executable bits, file contents and symlink targets, in a fixed order. */
+async function treeHash(root: string): Promise<string> {
+  const hash = createHash('sha256');
+  const walk = async (dir: string): Promise<void> => {
+    for (const name of (await readdir(dir)).sort()) {
+      const path = join(dir, name);
+      const stats = await lstat(path);
+      const rel = relative(root, path);
+      if (stats.isSymbolicLink()) hash.update(`L ${rel} -> ${await readlink(path)}\0`);
+      else if (stats.isDirectory()) {
+        hash.update(`D ${rel}\0`);
+        await walk(path);
+      } else {
+        hash.update(`F ${rel} ${(stats.mode & 0o111) === 0 ? '-' : 'x'}\0`);
+        hash.update(await readFile(path));
+      }
+    }
+  };
+  await walk(root);
+  return hash.digest('hex');
+}
+
+/** "<name>-<version>" of the npm package holding the tree, for a cache name a person can read. */
+function packageLabel(treeRoot: string): string {
+  for (const dir of [treeRoot, dirname(treeRoot)]) {
+    try {
+      const manifest = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (typeof manifest.name === 'string' && typeof manifest.version === 'string') {
+        return `${manifest.name.replace(/^@/, '').replace(/[^a-zA-Z0-9.-]+/g, '-')}-${manifest.version}`;
+      }
+    } catch {
+      // no manifest here
+    }
+  }
+  return basename(treeRoot);
+}
+
+/** Makes a copied tree readable (and its executables runnable) by everyone, whatever the umask was. */
+async function openUp(dir: string): Promise<void> {
+  await chmod(dir, 0o755);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isSymbolicLink()) continue;
+    if (entry.isDirectory()) await openUp(path);
+    else await chmod(path, ((await lstat(path)).mode & 0o100) === 0 ? 0o644 : 0o755);
+  }
+}
+
+/** A cache dir we may run: a real dir (not a symlink), ours, writable by nobody else. */
+function trusted(dir: string): boolean {
+  const stats = lstatSync(dir);
+  return stats.isDirectory() && stats.uid === process.getuid?.() && (stats.mode & 0o022) === 0;
+}
+
+const binariesCopies = new Map<string, Promise<PgBinaries>>();
+
+/** The cached, world-readable copy of the tree that holds `binaries` (made on first use). */
+function publicCopy(binaries: PgBinaries, account: Account): Promise<PgBinaries> {
+  // initdb, pg_ctl and postgres sit in <tree>/bin and find lib/ and share/ next to it.
+  const treeRoot = dirname(dirname(binaries.postgres));
+  const inTree = (file: string): string => {
+    const rel = relative(treeRoot, file);
+    if (rel.startsWith('..') || isAbsolute(rel)) {
+      throw new Error(`cannot copy the PostgreSQL binaries: ${file} is not inside ${treeRoot}, where ${binaries.postgres} is`);
+    }
+    return rel;
+  };
+  const cached = binariesCopies.get(treeRoot);
+  if (cached !== undefined) return cached;
+  const copying = (async (): Promise<PgBinaries> => {
+    const rels = { initdb: inTree(binaries.initdb), pg_ctl: inTree(binaries.pg_ctl), postgres: inTree(binaries.postgres) };
+    const target = join(tempBase(account), `typed-pg-ipc-bin-${packageLabel(treeRoot)}-${(await treeHash(treeRoot)).slice(0, 16)}`);
+    if (!existsSync(target)) {
+      // Copied beside the target, then renamed: a copy cut short is never taken for a finished one,
+      // and of two processes copying at once, the first rename wins and the other uses its result.
+      const partial = `${target}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
+      try {
+        await cp(treeRoot, partial, { recursive: true, verbatimSymlinks: true });
+        await openUp(partial);
+        await rename(partial, target).catch((error: NodeJS.ErrnoException) => {
+          if (error.code !== 'ENOTEMPTY' && error.code !== 'EEXIST') throw error;
+        });
+      } finally {
+        await rm(partial, { recursive: true, force: true });
+      }
+    }
+    if (!trusted(target)) {
+      throw new Error(`${target} exists but is not a folder owned by this user and writable by nobody else: remove it and run again`);
+    }
+    const copy = { initdb: join(target, rels.initdb), pg_ctl: join(target, rels.pg_ctl), postgres: join(target, rels.postgres) };
+    const check = runsAs(copy, account);
+    if (!check.ok) {
+      throw new Error(`the PostgreSQL binaries copied to ${target} do not run as "${account.name}" either: ${check.detail}`);
+    }
+    return copy;
+  })();
+  binariesCopies.set(treeRoot, copying);
+  copying.catch(() => binariesCopies.delete(treeRoot)); // a failed copy is retried by the next caller
+  return copying;
+}
+
+/**
+ * `binaries` if the server account can run them where they are; else (as root, with the binaries
+ * under a folder that account cannot enter) the cached public copy.
+ */
+async function usableBinaries(binaries: PgBinaries, account: Account | undefined): Promise<PgBinaries> {
+  if (account === undefined) return binaries;
+  const check = runsAs(binaries, account);
+  if (check.ok || !check.denied) return binaries; // any other failure is reported by the start itself
+  return publicCopy(binaries, account);
+}
+
 // ---- exit safety net: one process-wide set of listeners for all live servers --------------------
 
 const liveServers = new Set<Live>();
@@ -248,12 +422,16 @@ function postmasterPid(dataDir: string): number | undefined {
 // ---- the server ---------------------------------------------------------------------------------
 
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PgServer> {
-  const binaries = options.binaries ?? (await defaultBinaries());
   const account = unprivilegedAccount();
+  const base = tempBase(account);
+  if (options.dataDir !== undefined && account !== undefined && !accountCanEnter(dirname(resolve(options.dataDir)), account)) {
+    throw new Error(`the data dir ${options.dataDir} is inside a folder the "${account.name}" account (which PostgreSQL runs as when you are root) cannot enter`);
+  }
+  const binaries = await usableBinaries(options.binaries ?? (await defaultBinaries()), account);
   // Short path in os.tmpdir(): the unix socket lives here and socket paths are limited to ~107 bytes.
   // Sync and tracked in the same tick: an async mkdtemp in flight when the process dies (seen on
   // SIGTERM) creates the dir after the safety net ran, leaving it behind.
-  const tempDir = mkdtempSync(join(tmpdir(), 'typed-pg-ipc-'));
+  const tempDir = mkdtempSync(join(base, 'typed-pg-ipc-'));
   const dataDir = options.dataDir ?? join(tempDir, 'data');
   const logFile = join(tempDir, 'postgres.log');
   const live: Live = { pgCtl: binaries.pg_ctl, dataDir, tempDir, account, running: false, children: new Set() };
@@ -332,6 +510,7 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
       database: DATABASE,
       version,
       dataDir,
+      binaries,
       stop: () =>
         (stopping ??= (async () => {
           try {
