@@ -78,6 +78,8 @@ interface Entry {
   readonly jobs: readonly Job[]
   readonly first: number
   readonly count: number
+  /** Settled as soon as its statement committed (LISTEN/UNLISTEN), before the exchange ended. */
+  early?: boolean
 }
 
 interface Batch {
@@ -401,12 +403,17 @@ export class Hub {
         continue
       }
       this.#busy = true
-      this.#inFlight = exchange(client, batch.statements, (result) => {
-        this.#busy = false
-        this.#inFlight = undefined
-        this.#apply(batch, result)
-        this.#pump()
-      })
+      this.#inFlight = exchange(
+        client,
+        batch.statements,
+        (result) => {
+          this.#busy = false
+          this.#inFlight = undefined
+          this.#apply(batch, result)
+          this.#pump()
+        },
+        (index) => this.#progress(batch, index),
+      )
     }
   }
 
@@ -472,6 +479,23 @@ export class Hub {
     return { entries, statements }
   }
 
+  /**
+   * A statement of the exchange committed. A LISTEN (or UNLISTEN) is reported at once, not when the
+   * exchange ends: notifications on the channel may arrive before the exchange ends, and `listen`
+   * must come before them, as pg-ipc's own LISTEN callback did.
+   */
+  #progress(batch: Batch, index: number): void {
+    for (const entry of batch.entries) {
+      if (entry.first > index) break
+      if (entry.early === true) continue
+      const [job] = entry.jobs
+      if (job?.kind !== 'listen' && job?.kind !== 'unlisten') continue
+      if (entry.first + entry.count - 1 > index) break
+      entry.early = true
+      this.#completed(entry, undefined, (report) => report())
+    }
+  }
+
   /** Settles what an exchange decided, and puts back what it did not. */
   #apply(batch: Batch, result: ExchangeResult): void {
     if (!result.sent) {
@@ -487,9 +511,10 @@ export class Hub {
         putBack.push(...entry.jobs)
         continue
       }
+      if (entry.early === true) continue
       const outcomes = result.outcomes.slice(entry.first, entry.first + entry.count)
       const bad = outcomes.find((outcome) => outcome.kind !== 'done')
-      if (bad === undefined) this.#completed(entry, outcomes[0])
+      if (bad === undefined) this.#completed(entry, outcomes[0], (report) => this.#defer(report))
       else if (bad.kind === 'unknown') this.#cutOff(entry, bad.error)
       else {
         // The server skipped everything after a failure: those go again, in order.
@@ -502,23 +527,24 @@ export class Hub {
     if (this.#state !== 'attached') this.#settleQueue(lostError(undefined))
   }
 
-  #completed(entry: Entry, outcome: Outcome | undefined): void {
+  /** `report` runs the member's callback: deferred, or at once for a LISTEN seen committed mid-exchange. */
+  #completed(entry: Entry, outcome: Outcome | undefined, report: (callback: () => void) => void): void {
     for (const job of entry.jobs) {
       switch (job.kind) {
         case 'notify':
-          this.#defer(() => job.settle(undefined))
+          report(() => job.settle(undefined))
           break
         case 'listen':
           this.#listening.add(job.channel)
-          this.#defer(() => job.member.hubListened(job.channel))
+          report(() => job.member.hubListened(job.channel))
           break
         case 'unlisten':
           if (entry.count > 0) this.#listening.delete(job.channel)
-          if (!job.quiet) this.#defer(() => job.member.hubUnlistened(job.channel))
+          if (!job.quiet) report(() => job.member.hubUnlistened(job.channel))
           break
         case 'query': {
           const rows = outcome?.kind === 'done' ? outcome.rows : []
-          this.#defer(() => job.resolve(rows))
+          report(() => job.resolve(rows))
           break
         }
         case 'barrier':

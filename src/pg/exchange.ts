@@ -59,12 +59,17 @@ function isServerError(error: unknown): boolean {
  * called synchronously from inside pg's message handling, so it must not run user code directly.
  * A pipelining client takes one statement per exchange (pg refuses custom submittables there).
  */
-export function exchange(client: PgClient, statements: readonly Statement[], done: (result: ExchangeResult) => void): Exchange | undefined {
+export function exchange(
+  client: PgClient,
+  statements: readonly Statement[],
+  done: (result: ExchangeResult) => void,
+  progress?: (index: number) => void,
+): Exchange | undefined {
   if (isPipelining(client)) {
     runPipelined(client, statements, done)
     return undefined
   }
-  const submittable = new Exchange(client, statements, done)
+  const submittable = new Exchange(client, statements, done, progress)
   void (client.query as unknown as (query: Exchange) => unknown).call(client, submittable)
   return submittable
 }
@@ -74,6 +79,8 @@ export class Exchange {
   readonly #client: PgClient
   readonly #statements: readonly Statement[]
   readonly #done: (result: ExchangeResult) => void
+  /** Told as soon as a statement committed, in order: before any notification the server sends after it. */
+  readonly #progress: ((index: number) => void) | undefined
   readonly #outcomes: Outcome[] = []
   readonly #rows: (string | null)[][] = []
   #submitted = false
@@ -85,10 +92,16 @@ export class Exchange {
   /** pg sets this when it wraps the query with its `query_timeout` timer; calling it clears the timer. */
   callback: ((error: unknown) => void) | undefined
 
-  constructor(client: PgClient, statements: readonly Statement[], done: (result: ExchangeResult) => void) {
+  constructor(
+    client: PgClient,
+    statements: readonly Statement[],
+    done: (result: ExchangeResult) => void,
+    progress?: (index: number) => void,
+  ) {
     this.#client = client
     this.#statements = statements
     this.#done = done
+    this.#progress = progress
   }
 
   /** What this exchange sends (for observers such as tests). */
@@ -141,6 +154,7 @@ export class Exchange {
     // Alone: its CommandComplete. In a block: the COMMIT's, every third one.
     if (!this.#multi || this.#completed % 3 === 0) {
       this.#outcomes.push({ kind: 'done', rows: this.#rows.splice(0) })
+      this.#progress?.(this.#outcomes.length - 1)
     } else if (this.#completed % 3 === 1) {
       this.#rows.length = 0 // BEGIN: nothing of the statement yet
     }

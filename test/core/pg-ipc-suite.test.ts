@@ -43,7 +43,10 @@ function parseTap(output: string): Tap {
 }
 
 describe("pg-ipc 1.0.5's own test.js", () => {
-  it('passes unchanged against our core: 6 tests, 15 assertions, exit 0', async () => {
+  // 14 assertions: client.connect(assert.error) in tests 1 to 5, and 1, 1, 1, 3 and 3 of their own;
+  // the sixth test asserts nothing unless an error is emitted. (Against a core that breaks the sixth
+  // test, tape adds a 15th line: "not ok 15 test exited without ending".)
+  it('passes unchanged against our core: 6 tests, 14 assertions, exit 0', async () => {
     const dir = join(root, '.tmp', 'pg-ipc-suite')
     mkdirSync(dir, { recursive: true })
     const file = join(dir, 'test.cjs')
@@ -53,7 +56,7 @@ describe("pg-ipc 1.0.5's own test.js", () => {
     const report = `${describeChild(run)}\n--- failed assertions\n${tap.failed.join('\n')}`
     expect(tap.failed, report).toEqual([])
     expect(run.code, report).toBe(0)
-    expect(tap, report).toEqual({ tests: 6, pass: 15, fail: 0, failed: [] })
-    expect(run.stdout, report).toMatch(/^# tests 15\n# pass {2}15\n\n# ok/m)
+    expect(tap, report).toEqual({ tests: 6, pass: 14, fail: 0, failed: [] })
+    expect(run.stdout, report).toMatch(/^# tests 14\n# pass {2}14\n\n# ok/m)
   })
 })
