@@ -95,10 +95,10 @@ export function isReconnectOptions(value: unknown): value is ReconnectOptions {
  * | state       | what happens                                         | next                          |
  * | ----------- | ---------------------------------------------------- | ----------------------------- |
  * | `opening`   | the factory makes a client, it connects (timeout)    | `checking`, or `backoff`      |
- * | `checking`  | not a standby? behind a transaction pooler? (probe)  | `attaching`, or `backoff`     |
- * | `attaching` | the hub takes the client and re-LISTENs              | `hook`, or `backoff` on loss  |
+ * | `checking`  | not a standby? behind a transaction pooler? (bounded)| `attaching`, or `backoff`     |
+ * | `attaching` | the hub takes the client and re-LISTENs; health check| `hook`, or `backoff` on loss  |
  * | `hook`      | `onConnect` runs (its failure is reported, not fatal)| `connected`, or `backoff`     |
- * | `connected` | health check; `connect`/`reconnect` was emitted      | `backoff` on loss             |
+ * | `connected` | `connect`/`reconnect` was emitted; health check      | `backoff` on loss             |
  * | `backoff`   | waits an exponential, jittered delay                 | `opening`, or `gave-up`       |
  * | `stopped`   | `end()`: no timer, socket or attempt is left         | (final)                       |
  * | `gave-up`   | `retry.maxAttempts` attempts in a row failed         | (final)                       |
@@ -125,8 +125,8 @@ export class Reconnector {
   #state: ManagerState = 'opening'
   #stop: (() => void) | undefined
   readonly #stopped: Promise<never>
-  /** A client not handed to the hub yet: stop() destroys it. */
-  #pending: PgClient | undefined
+  /** The client of the current attempt, from the factory until it is given up: stop() closes it. */
+  #client: PgClient | undefined
   #loop: Promise<void> | undefined
   #backoff: NodeJS.Timeout | undefined
 
@@ -154,19 +154,14 @@ export class Reconnector {
   /** Stops everything: waiting notifications are rejected, no timer, socket or pending attempt is left. */
   async stop(): Promise<void> {
     if (this.#state === 'stopped') return this.#loop
-    const client = this.hub.client
     this.#state = 'stopped'
     this.#stop?.()
     clearTimeout(this.#backoff)
-    const pending = this.#pending
-    this.#pending = undefined
+    const client = this.#client
+    this.#client = undefined
     this.hub.close(new EndedError('notify', { detail: 'the instance ended before a connection was available' }), undefined)
     // A connected client is closed politely (the server ends its session); one still connecting is cut off.
-    await Promise.all(
-      [pending, client].map((owned) =>
-        owned === undefined ? undefined : phaseOf(owned) === 'open' ? closeClient(owned) : destroyClient(owned),
-      ),
-    )
+    if (client !== undefined) await (phaseOf(client) === 'open' ? closeClient(client) : destroyClient(client))
     await this.#loop
   }
 
@@ -198,35 +193,37 @@ export class Reconnector {
           this.#enter('opening')
           client = await this.#open()
           this.#enter('checking')
-          const processId = await this.#race(this.#checkSetup(client))
+          const processId = await this.#race(this.#checkSetupWithin(client))
           this.#enter('attaching')
           const lost = new Promise<ConnectionLostError>((resolve) => {
             this.hub.onLost = resolve
           })
           const lostThrows = lost.then((error) => Promise.reject(error))
           lostThrows.catch(() => undefined)
-          this.#pending = undefined
-          await this.#race(Promise.race([this.hub.attach(client, processId), lostThrows]))
-          this.#enter('hook')
-          const info: ConnectInfo = {
-            reconnected: connectedBefore,
-            attempts,
-            downtimeMs: downSince === undefined ? 0 : Date.now() - downSince,
-            processId,
-          }
-          await this.#runHook(info, lostThrows)
-          this.#enter('connected')
-          connectedBefore = true
-          downSince = undefined
-          const connectedAt = performance.now()
-          this.hub.announce(info)
+          // The health check runs from the moment the hub has the client: a server that goes
+          // silent during the re-LISTEN or onConnect is replaced like one that goes silent later.
           const stopWatching = this.#watch(client)
+          let connectedAt: number
           try {
+            await this.#race(Promise.race([this.hub.attach(client, processId), lostThrows]))
+            this.#enter('hook')
+            const info: ConnectInfo = {
+              reconnected: connectedBefore,
+              attempts,
+              downtimeMs: downSince === undefined ? 0 : Date.now() - downSince,
+              processId,
+            }
+            await this.#runHook(info, lostThrows)
+            this.#enter('connected')
+            connectedBefore = true
+            downSince = undefined
+            connectedAt = performance.now()
+            this.hub.announce(info)
             await this.#race(lost)
           } finally {
             stopWatching()
           }
-          destroyClient(client)
+          this.#giveUpClient(client)
           downSince = Date.now()
           attempts = 0
           // Every new attempt waits a backoff step. Only a connection that stayed up starts the
@@ -238,9 +235,8 @@ export class Reconnector {
           // Lost or failed before or while the hub had it: the hub (if it had it) has said 'disconnect'.
           if (client !== undefined) {
             if (this.hub.client === client) this.hub.detach(asLost(error))
-            destroyClient(client)
+            this.#giveUpClient(client)
           }
-          this.#pending = undefined
           downSince ??= Date.now()
           if (error instanceof UnsupportedSetupError) this.hub.report(error)
           if (attempts >= maxAttempts) {
@@ -267,6 +263,13 @@ export class Reconnector {
     }
   }
 
+  /** The attempt's client is done with: destroyed (a replacement comes), unless stop() took it already. */
+  #giveUpClient(client: PgClient): void {
+    if (this.#client !== client) return
+    this.#client = undefined
+    destroyClient(client)
+  }
+
   async #runHook(info: ConnectInfo, lost: Promise<never>): Promise<void> {
     const hook = this.#options.onConnect
     if (hook === undefined) return
@@ -289,7 +292,8 @@ export class Reconnector {
     return base / 2 + Math.random() * (base / 2)
   }
 
-  async #open(): Promise<PgClient> {
+  /** A new connected client; `own`: it is the attempt's client, which stop() closes. */
+  async #open(own = true): Promise<PgClient> {
     const { connect } = this.#options
     const client: PgClient = await this.#race(
       Promise.resolve().then(async () =>
@@ -302,7 +306,7 @@ export class Reconnector {
             }),
       ),
     )
-    this.#pending = client
+    if (own) this.#client = client
     // An abandoned or destroyed client may still report; nobody needs it, and unheard it would crash.
     client.on('error', ignore)
     if (this.#state === 'stopped') throw new Stopped('stopped')
@@ -330,6 +334,22 @@ export class Reconnector {
     }
     enableKeepAlive(client, 10_000)
     return client
+  }
+
+  /** The setup check, within connectTimeoutMs (plus probeTimeoutMs for a pooler probe): a silent server is no server. */
+  async #checkSetupWithin(client: PgClient): Promise<number> {
+    const limitMs = (this.#options.connectTimeoutMs ?? 10_000) + (this.#options.probeTimeoutMs ?? 2_000)
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([
+        this.#checkSetup(client),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the setup check got no answer within ${limitMs} ms`)), limitMs)
+        }),
+      ])
+    } finally {
+      clearTimeout(timer)
+    }
   }
 
   /** LISTEN cannot work on a standby or through a transaction-mode pooler: tell, loudly. Returns the backend pid. */
@@ -361,7 +381,7 @@ export class Reconnector {
       await rowsOf(client, listenStatement(channel))
       // Sent from a second connection: a pooler in transaction mode hands our own NOTIFY's answer
       // straight back, but not one that another connection sends while we sit idle.
-      const sender = await this.#open()
+      const sender = await this.#open(false)
       try {
         await rowsOf(sender, notifyStatement(channel, token))
       } finally {

@@ -147,7 +147,7 @@ describe('backoff', () => {
     })
   })
 
-  it('the first retry after a connection that stayed up is immediate, the next ones back off', async () => {
+  it('after a connection that stayed up, the steps start over: the first retry waits the first step', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0)
     const { ipc } = reconnecting({ healthCheck: false, retry: { initialDelayMs: 100, maxDelayMs: 1_000 } })
     await vi.advanceTimersByTimeAsync(1_000) // connected for maxDelayMs: stable
@@ -156,12 +156,12 @@ describe('backoff', () => {
     server.events.on('connect', (session: FakeConnection) => setTimeout(() => session.refuse(), 1))
     const lostAt = Date.now() - start
     server.latest.drop()
-    await vi.advanceTimersByTimeAsync(0)
-    expect(made).toEqual([0, lostAt]) // immediate
-    await vi.advanceTimersByTimeAsync(1 + 50 - 1)
-    expect(made).toHaveLength(2)
+    await vi.advanceTimersByTimeAsync(50 - 1)
+    expect(made).toEqual([0]) // every attempt waits a step, the first one too
     await vi.advanceTimersByTimeAsync(1)
-    expect(made).toEqual([0, lostAt, lostAt + 1 + 50]) // refused after 1 ms, then 50 ms of backoff
+    expect(made).toEqual([0, lostAt + 50])
+    await vi.advanceTimersByTimeAsync(1 + 100)
+    expect(made).toEqual([0, lostAt + 50, lostAt + 50 + 1 + 100]) // refused after 1 ms, then the next step
     await end(ipc)
   })
 
@@ -178,10 +178,10 @@ describe('backoff', () => {
     ipc.on('connect', dropSoon)
     ipc.on('reconnect', dropSoon)
     await vi.advanceTimersByTimeAsync(3_000)
-    // The first loss is retried at once; after that, a connection that died young earns no
-    // immediate retry: each loss waits the next backoff step (50, 100, 200, ... with random 0).
+    // A connection that died young does not start the steps over: each loss waits the next
+    // backoff step (50, 100, 200, ... with random 0).
     const waits = made.slice(1).map((time, index) => time - (lost[index] as number))
-    expect(waits.slice(0, 6)).toEqual([0, 50, 100, 200, 400, 500])
+    expect(waits.slice(0, 6)).toEqual([50, 100, 200, 400, 500, 500])
     expect(made.length).toBeLessThan(12)
     await end(ipc)
   })
