@@ -55,14 +55,29 @@ export interface TypedEvents<Name extends string> {
 /** Every event name of a typed instance: its channels and {@link TypedEvents}. */
 export type TypedEventName<Schemas extends ChannelSchemas> = ChannelName<Schemas> | keyof TypedEvents<string>
 
-/** The listener type for a channel or an event. */
+/**
+ * The listener type for a channel or an event. For a union of names it is one function that takes
+ * any of their messages (or event arguments), as it will be called with any of them.
+ */
 export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEventName<Schemas>> =
   // Events first: a channel can never be named like one (defineChannels rejects it).
-  Event extends keyof TypedEvents<string>
+  [Event] extends [keyof TypedEvents<string>]
     ? (...args: TypedEvents<ChannelName<Schemas>>[Event]) => unknown
-    : Event extends ChannelName<Schemas>
-      ? (message: TypedMessage<Event, PayloadOf<Schemas, Event>>) => unknown
-      : never
+    : [Event] extends [ChannelName<Schemas>]
+      ? (message: ChannelMessage<Schemas, Event>) => unknown
+      : (...args: ListenerArgs<Schemas, Event>) => unknown
+
+/** The message of each channel of a union of names. */
+type ChannelMessage<Schemas extends ChannelSchemas, Name extends ChannelName<Schemas>> = Name extends unknown
+  ? TypedMessage<Name, PayloadOf<Schemas, Name>>
+  : never
+
+/** The arguments of each channel or event of a union of names. */
+type ListenerArgs<Schemas extends ChannelSchemas, Event> = Event extends keyof TypedEvents<string>
+  ? TypedEvents<ChannelName<Schemas>>[Event]
+  : Event extends ChannelName<Schemas>
+    ? [message: TypedMessage<Event, PayloadOf<Schemas, Event>>]
+    : never
 
 /**
  * The event parameter of `on()` and its kin: the name itself when it is a channel or an event, else
