@@ -7,7 +7,7 @@ import { assertChannelName } from '../wire/channel.js'
 import { encodeJsonPayload, wireSchemaOf, type WireSchema } from '../wire/json-payload.js'
 import { assertWireSchema, encodesAsIs } from './schema-check.js'
 import { TypedIPC, type AttachOptions } from './typed-ipc.js'
-import type { ChannelName, ChannelSchemas, NotifyArgs, NotifyName, ValidChannels } from './types.js'
+import type { ChannelName, ChannelSchemas, NotifyArgs, NotifyName, Uninferred, ValidChannels } from './types.js'
 
 /** A pg query config that sends one notification when the caller's transaction commits. */
 export interface NotifyQuery {
@@ -48,7 +48,7 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
    * await tx.query('COMMIT')
    * ```
    */
-  notifyQuery<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: NotifyArgs<Schemas, Name>): NotifyQuery
+  notifyQuery<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): NotifyQuery
 }
 
 /**

@@ -14,7 +14,16 @@ import {
 import type { PgClient } from '../pg/client.js'
 import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
 import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
-import type { ChannelName, ChannelSchemas, MessageOf, NotifyArgs, NotifyName, PayloadOf, TypedMessage } from './types.js'
+import type {
+  ChannelName,
+  ChannelSchemas,
+  MessageOf,
+  NotifyArgs,
+  NotifyName,
+  PayloadOf,
+  TypedMessage,
+  Uninferred,
+} from './types.js'
 
 /** Options of `attach()`. */
 export interface AttachOptions {
@@ -92,8 +101,8 @@ type EventParameter<Schemas extends ChannelSchemas, Event extends string> = [Eve
   : ChannelName<Schemas> | keyof TypedEvents<string>
 
 /**
- * The listener parameter of `on()` and its kin, for an `Event` already inferred from the event
- * argument (see {@link Uninferred}). Events are tested first, without the schema map, so that they
+ * The listener parameter of `on()` and its kin, for an `Event` inferred from the event argument
+ * only (see {@link Uninferred}). Events are tested first, without the schema map, so that they
  * resolve in generic code too. For a name that is not valid, an error already reported at the name,
  * the listener's arguments are `any`: the compiler's own recovery type, so that one error is not
  * followed by others in the listener (an implicit `any` for `(msg) =>`, or every use of `msg`).
@@ -105,13 +114,6 @@ type ListenerParameter<Schemas extends ChannelSchemas, Event extends string> = [
     ? TypedListener<Schemas, Event>
     : // eslint-disable-next-line @typescript-eslint/no-explicit-any
       (...args: any[]) => unknown
-
-/**
- * `Type`, in a position the compiler does not infer type arguments from (what `NoInfer` does in
- * TypeScript 5.4+): the event name is inferred from the event argument alone, never from the
- * listener's annotation.
- */
-type Uninferred<Type> = [Type][Type extends unknown ? 0 : never]
 
 // Node's own listener type, for the internal maps; the public signatures are typed per event.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -169,34 +171,34 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Adds a listener for a channel (its message is typed by the schema) or for an event. */
-  on<Event extends string>(event: EventParameter<Schemas, Event>, listener: ListenerParameter<Schemas, Uninferred<Event>>): this {
+  on<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, false)
   }
 
   /** Alias of `on`. */
-  addListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: ListenerParameter<Schemas, Uninferred<Event>>): this {
+  addListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, false)
   }
 
   /** Like `on`, but runs before the listeners already there. */
-  prependListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: ListenerParameter<Schemas, Uninferred<Event>>): this {
+  prependListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, true)
   }
 
   /** A listener for the next valid message on a channel (invalid ones do not use it up), or the next event. */
-  once<Event extends string>(event: EventParameter<Schemas, Event>, listener: ListenerParameter<Schemas, Uninferred<Event>>): this {
+  once<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, true, false)
   }
 
   /** Removes a listener; the channel's LISTEN is released when its last listener leaves. */
-  off<Event extends string>(event: EventParameter<Schemas, Event>, listener: ListenerParameter<Schemas, Uninferred<Event>>): this {
+  off<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.removeListener(event, listener)
   }
 
   /** Alias of `off`. */
   removeListener<Event extends string>(
     event: EventParameter<Schemas, Event>,
-    listener: ListenerParameter<Schemas, Uninferred<Event>>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
   ): this {
     if (!this.#isChannel(event)) {
       this.#events.removeListener(event, listener as AnyFunction)
@@ -232,7 +234,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    * a typed error (invalid payload, too large, unknown channel, ended, server or connection error)
    * and then nothing was sent. A rejected notify is not also emitted as `error`.
    */
-  notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: NotifyArgs<Schemas, Name>): Promise<void> {
+  notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     try {
       if (this.#core.ended) throw new EndedError('notify', name)
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
@@ -243,7 +245,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Alias of `notify`. */
-  send<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: NotifyArgs<Schemas, Name>): Promise<void> {
+  send<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     return this.notify(name, ...payload)
   }
 
