@@ -18,6 +18,7 @@ import {
   type MessageIterator,
   type MessageOf,
   type MessagesOptions,
+  type NotifyPayloadArgs,
   type NotifyQuery,
   type PayloadArgs,
   type PayloadOf,
@@ -291,6 +292,29 @@ function onEvents<Map extends ChannelSchemas>(instance: TypedIPC<Map>): void {
   expectError(instance.on('nope', () => {}))
 }
 void onEvents
+
+// Generic wrappers over the public helper types keep compiling.
+function sendOn<Map extends ChannelSchemas, Name extends ChannelName<Map>>(
+  instance: TypedIPC<Map>,
+  name: Name,
+  ...payload: NotifyPayloadArgs<Map, Name>
+): Promise<void> {
+  return instance.notify(name, ...payload)
+}
+function listenOn<Map extends ChannelSchemas, Name extends ChannelName<Map>>(
+  instance: TypedIPC<Map>,
+  name: Name,
+  listener: TypedListener<Map, Name>,
+): () => void {
+  instance.on(name, listener)
+  return () => void instance.off(name, listener)
+}
+expectType<Promise<void>>(sendOn(ipc, 'orderPlaced', order))
+expectType<Promise<void>>(sendOn(ipc, 'cacheCleared'))
+expectError(sendOn(ipc, 'orderPlaced', 'text'))
+expectError(sendOn(ipc, 'nope', order))
+listenOn(ipc, 'orderPlaced', (msg) => expectType<Date>(msg.payload.placedAt))
+expectError(listenOn(ipc, 'nope', () => {}))
 
 // A map typed only as ChannelSchemas: every string is a channel, payloads are unknown.
 declare const dynamic: TypedIPC<ChannelSchemas>
