@@ -10,7 +10,7 @@
 // check time is the best of the runs (2 shared cores drift 10-20% between runs).
 //
 // Usage: node bench/types/run.mjs [sizes...] [--runs N] [--out file.json]
-//   node bench/types/run.mjs                 10, 200 and 1000 channels, 3 runs each
+//   node bench/types/run.mjs                 10, 200 and 1000 channels, 5 runs each
 //   node bench/types/run.mjs 1 200 --runs 5  other sizes
 // Writes bench/results/types.json (unless --out says otherwise). Exit code 0 even when a target is
 // missed: this measures, the tsd suite is what fails on a broken type.
@@ -42,7 +42,7 @@ const CALLS = 50
 // ---- arguments -----------------------------------------------------------------------------------
 
 const argv = process.argv.slice(2)
-let runs = 3
+let runs = 5
 let out = join(root, 'bench', 'results', 'types.json')
 const sizes = []
 for (let index = 0; index < argv.length; index++) {
