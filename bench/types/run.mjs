@@ -260,7 +260,10 @@ for (const verdict of checked) console.log(`${verdict.met ? 'met   ' : 'MISSED'}
 const report = {
   meta: {
     date: new Date().toISOString(),
-    command: `node bench/types/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+    command:
+      process.env.npm_lifecycle_event === 'bench:types' && process.argv.length === 2
+        ? 'npm run bench:types'
+        : `node bench/types/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
     runsPerProgram: runs,
     callsPerProgram: { on: CALLS, notify: CALLS },
     seconds: Math.round((Date.now() - started) / 1000),
