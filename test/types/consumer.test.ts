@@ -174,7 +174,7 @@ describe('the package as consumers compile it', () => {
       for (const entry of readdirSync(dir, { withFileTypes: true })) {
         const path = join(dir, entry.name)
         if (entry.isDirectory()) walk(path)
-        else if (entry.name.endsWith('.d.ts')) {
+        else if (/\.d\.[cm]?ts$/.test(entry.name)) {
           // What the compiler reads as imports (import/export from, import types, references), not comments.
           const { importedFiles, referencedFiles, typeReferenceDirectives } = ts.preProcessFile(readFileSync(path, 'utf8'), true, true)
           for (const { fileName } of [...importedFiles, ...referencedFiles, ...typeReferenceDirectives]) {
