@@ -54,6 +54,7 @@ export { defineChannels, type ChannelSet, type NotifyQuery } from './typed/defin
 export type { TypedIPC, AttachOptions, TypedEvents, TypedEventName, TypedListener } from './typed/typed-ipc.js'
 export type { MessageIterator, MessagesOptions } from './typed/messages.js'
 export type {
+  ChannelSchema,
   ChannelSchemas,
   CheckChannels,
   ChannelName,

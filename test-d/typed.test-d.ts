@@ -8,6 +8,8 @@ import {
   defineChannels,
   type AttachOptions,
   type ChannelName,
+  type ChannelSchema,
+  type ChannelSchemas,
   type ChannelSet,
   type CheckChannels,
   type ConnectInfo,
@@ -16,6 +18,7 @@ import {
   type MessageIterator,
   type MessageOf,
   type MessagesOptions,
+  type NotifyPayloadArgs,
   type NotifyQuery,
   type PayloadArgs,
   type PayloadOf,
@@ -23,10 +26,12 @@ import {
   type PgIpcError,
   type TypedEventName,
   type TypedIPC,
+  type TypedListener,
   type TypedMessage,
   type WirePayloadOf,
 } from 'typed-pg-ipc'
 import { z } from 'zod'
+import * as zm from 'zod/mini'
 
 declare const client: Client
 declare const signal: AbortSignal
@@ -58,6 +63,17 @@ expectError(defineChannels())
 expectError(defineChannels('orderPlaced'))
 expectError(defineChannels({ orderPlaced: 'not a schema' }))
 expectError(defineChannels({ orderPlaced: { type: 'object' } }))
+// zod/mini schemas have no safeEncode/safeDecode, which the layer calls: refused, as at run time.
+expectError(defineChannels({ mini: zm.string() }))
+
+// ChannelSchema: the structural shape of a zod 4 (classic) schema; the package's types do not import zod.
+expectAssignable<ChannelSchema>(z.string())
+expectAssignable<ChannelSchema>(isoDate)
+expectAssignable<ChannelSchema>(z.object({ a: z.array(z.string()) }))
+expectAssignable<ChannelSchemas>(channels.schemas)
+expectNotAssignable<ChannelSchema>('not a schema')
+expectNotAssignable<ChannelSchema>({ _zod: { output: 1, input: 1 } })
+expectNotAssignable<ChannelSchema>(zm.string())
 
 // Reserved names: every event of the emitter is rejected as a channel name.
 expectError(defineChannels({ error: z.string() }))
@@ -89,11 +105,18 @@ expectError(defineChannels({ fn: z.function() }))
 expectError(defineChannels({ unknown: z.unknown() }))
 expectError(defineChannels({ unknownField: z.object({ data: z.unknown() }) }))
 expectError(defineChannels({ record: z.record(z.string(), z.date()) }))
+// A payload-less channel beside a bad one: the bad one is still found.
+expectError(defineChannels({ ping: z.void(), when: z.date() }))
+// A wire form that is a string or nothing is refused (the run-time check would take it).
+expectError(defineChannels({ stringOrVoid: z.union([z.string(), z.void()]) }))
+// The wire side is what counts: a codec whose domain side is void but whose wire side is a Date.
+expectError(defineChannels({ voidDate: z.codec(z.date(), z.void(), { decode: () => undefined, encode: () => new Date() }) }))
 // A codec whose wire side is not JSON either.
 expectError(defineChannels({ badCodec: z.codec(z.date(), z.string(), { decode: String, encode: (text) => new Date(text) }) }))
 
 // ... while JSON wire forms are accepted.
 defineChannels({ payloadless: z.void() })
+defineChannels({ ping: z.void(), gone: z.undefined(), note: z.string().optional(), codec: isoDate })
 defineChannels({ undef: z.undefined() })
 defineChannels({ codec: isoDate })
 defineChannels({ nestedCodec: z.object({ at: isoDate, history: z.array(isoDate) }) })
@@ -234,6 +257,69 @@ expectError(ipc.on('cacheCleared', (msg: MessageOf<Channels, 'orderPlaced'>) => 
 expectError(ipc.once('nope', () => {}))
 expectError(ipc.on('orderPlaced'))
 expectError(ipc.on(123, () => {}))
+// A wrong name is the one error: the listener of a wrong name is not checked further
+// (test/types/type-errors.test.ts checks that exactly one error, with the list of names, is reported).
+expectError(ipc.on('nope', (msg) => msg.payload.orderId))
+expectError(ipc.once('nope', (msg: number) => msg))
+expectError(ipc.on('orderPlaced' as 'orderPlaced' | 'nope', () => {}))
+
+// The name is inferred from the name argument only, never from the listener's annotation.
+declare const orderOrNote: 'orderPlaced' | 'note'
+ipc.on(orderOrNote, (msg: MessageOf<Channels, 'orderPlaced' | 'note'>) => msg)
+// A listener on a union of names takes any of their messages, told apart by `channel`.
+expectError(ipc.on(orderOrNote, (msg: MessageOf<Channels, 'note'>) => msg))
+ipc.on(orderOrNote, (msg) => {
+  expectType<MessageOf<Channels, 'orderPlaced'> | MessageOf<Channels, 'note'>>(msg)
+  if (msg.channel === 'orderPlaced') expectType<Date>(msg.payload.placedAt)
+  else expectType<string | undefined>(msg.payload)
+})
+declare const listenOrError: 'listen' | 'error'
+ipc.on(listenOrError, (argument) => expectType<ChannelName<Channels> | PgIpcError>(argument))
+declare const orderOrError: 'orderPlaced' | 'error'
+ipc.on(orderOrError, (...args) => expectType<[message: MessageOf<Channels, 'orderPlaced'>] | [error: PgIpcError]>(args))
+expectError(ipc.on(orderOrError, (msg: MessageOf<Channels, 'orderPlaced'>) => msg))
+
+// TypedListener: what a listener of one channel or event is.
+expectType<(message: TypedMessage<'orderPlaced', Order>) => unknown>({} as TypedListener<Schemas, 'orderPlaced'>)
+expectType<(error: PgIpcError) => unknown>({} as TypedListener<Schemas, 'error'>)
+expectError({} as TypedListener<Schemas, 'nope'>)
+
+// Generic code over any channel map: events keep their types.
+function onEvents<Map extends ChannelSchemas>(instance: TypedIPC<Map>): void {
+  instance.on('error', (error) => expectType<PgIpcError>(error))
+  instance.on('listen', (channel) => expectType<ChannelName<Map>>(channel))
+  instance.off('end', () => {})
+  expectError(instance.on('nope', () => {}))
+}
+void onEvents
+
+// Generic wrappers over the public helper types keep compiling.
+function sendOn<Map extends ChannelSchemas, Name extends ChannelName<Map>>(
+  instance: TypedIPC<Map>,
+  name: Name,
+  ...payload: NotifyPayloadArgs<Map, Name>
+): Promise<void> {
+  return instance.notify(name, ...payload)
+}
+function listenOn<Map extends ChannelSchemas, Name extends ChannelName<Map>>(
+  instance: TypedIPC<Map>,
+  name: Name,
+  listener: TypedListener<Map, Name>,
+): () => void {
+  instance.on(name, listener)
+  return () => void instance.off(name, listener)
+}
+expectType<Promise<void>>(sendOn(ipc, 'orderPlaced', order))
+expectType<Promise<void>>(sendOn(ipc, 'cacheCleared'))
+expectError(sendOn(ipc, 'orderPlaced', 'text'))
+expectError(sendOn(ipc, 'nope', order))
+listenOn(ipc, 'orderPlaced', (msg) => expectType<Date>(msg.payload.placedAt))
+expectError(listenOn(ipc, 'nope', () => {}))
+
+// A map typed only as ChannelSchemas: every string is a channel, payloads are unknown.
+declare const dynamic: TypedIPC<ChannelSchemas>
+dynamic.on('anything', (msg) => expectType<TypedMessage<'anything', unknown>>(msg))
+expectType<Promise<void>>(dynamic.notify('anything', { any: 'payload' }))
 
 // on: events -------------------------------------------------------------------------------------
 
@@ -300,6 +386,8 @@ expectError(ipc.notify('cacheCleared', {}))
 expectError(ipc.notify('note', 42))
 expectError(ipc.notify('note', null))
 expectError(ipc.notify())
+expectError(ipc.notify('nope')) // a wrong name without a payload: the name's error, not the argument count
+expectError(ipc.send('nope', order))
 expectError(ipc.send('orderPlaced'))
 expectError(ipc.send('cacheCleared', 1))
 
@@ -314,6 +402,7 @@ expectType<[channel: string, payload: string]>(channels.notifyQuery('note', 'x')
 expectType<Promise<unknown>>(client.query(channels.notifyQuery('orderPlaced', order)).then(() => undefined as unknown))
 
 expectError(channels.notifyQuery('nope', order))
+expectError(channels.notifyQuery('nope'))
 expectError(channels.notifyQuery('orderPlaced'))
 expectError(channels.notifyQuery('orderPlaced', { orderId: 'x', total: 1 }))
 expectError(channels.notifyQuery('orderPlaced', { orderId: 'x', total: 1, placedAt: 'today' }))

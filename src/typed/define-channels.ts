@@ -7,7 +7,7 @@ import { assertChannelName } from '../wire/channel.js'
 import { encodeJsonPayload, wireSchemaOf, type WireSchema } from '../wire/json-payload.js'
 import { assertWireSchema, encodesAsIs } from './schema-check.js'
 import { TypedIPC, type AttachOptions } from './typed-ipc.js'
-import type { ChannelName, ChannelSchemas, CheckChannels, NotifyPayloadArgs } from './types.js'
+import type { ChannelName, ChannelSchemas, NotifyArgs, NotifyName, Uninferred, ValidChannels } from './types.js'
 
 /** A pg query config that sends one notification when the caller's transaction commits. */
 export interface NotifyQuery {
@@ -48,7 +48,7 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
    * await tx.query('COMMIT')
    * ```
    */
-  notifyQuery<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): NotifyQuery
+  notifyQuery<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): NotifyQuery
 }
 
 /**
@@ -71,7 +71,7 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
  * ```
  */
 export function defineChannels<Schemas extends ChannelSchemas>(
-  schemas: Schemas & CheckChannels<Schemas>,
+  schemas: Schemas & ValidChannels<Schemas>,
 ): ChannelSet<Schemas> {
   if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
     throw new TypeError('defineChannels() takes an object mapping channel names to zod schemas.')

@@ -14,7 +14,16 @@ import {
 import type { PgClient } from '../pg/client.js'
 import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
 import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
-import type { ChannelName, ChannelSchemas, MessageOf, NotifyPayloadArgs, TypedMessage } from './types.js'
+import type {
+  ChannelName,
+  ChannelSchemas,
+  MessageOf,
+  NotifyArgs,
+  NotifyName,
+  PayloadOf,
+  TypedMessage,
+  Uninferred,
+} from './types.js'
 
 /** Options of `attach()`. */
 export interface AttachOptions {
@@ -55,14 +64,56 @@ export interface TypedEvents<Name extends string> {
 /** Every event name of a typed instance: its channels and {@link TypedEvents}. */
 export type TypedEventName<Schemas extends ChannelSchemas> = ChannelName<Schemas> | keyof TypedEvents<string>
 
-/** The listener type for a channel or an event. */
+/**
+ * The listener type for a channel or an event. For a union of names it is one function that takes
+ * any of their messages (or event arguments), as it will be called with any of them.
+ */
 export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEventName<Schemas>> =
   // Events first: a channel can never be named like one (defineChannels rejects it).
-  Event extends keyof TypedEvents<string>
+  [Event] extends [keyof TypedEvents<string>]
     ? (...args: TypedEvents<ChannelName<Schemas>>[Event]) => unknown
-    : Event extends ChannelName<Schemas>
-      ? (message: MessageOf<Schemas, Event>) => unknown
-      : never
+    : [Event] extends [ChannelName<Schemas>]
+      ? (message: ChannelMessage<Schemas, Event>) => unknown
+      : (...args: ListenerArgs<Schemas, Event>) => unknown
+
+/** The message of each channel of a union of names. */
+type ChannelMessage<Schemas extends ChannelSchemas, Name extends ChannelName<Schemas>> = Name extends unknown
+  ? TypedMessage<Name, PayloadOf<Schemas, Name>>
+  : never
+
+/** The arguments of each channel or event of a union of names. */
+type ListenerArgs<Schemas extends ChannelSchemas, Event> = Event extends keyof TypedEvents<string>
+  ? TypedEvents<ChannelName<Schemas>>[Event]
+  : Event extends ChannelName<Schemas>
+    ? [message: TypedMessage<Event, PayloadOf<Schemas, Event>>]
+    : never
+
+/**
+ * The event parameter of `on()` and its kin: the name itself when it is a channel or an event, else
+ * the valid names, as a union written here rather than the {@link TypedEventName} alias. The compiler
+ * then reports a misspelt name with the list of channel names, `'"orderPlacd"' is not assignable to
+ * parameter of type '"orderPlaced" | "cacheCleared" | keyof TypedEvents<string>'`, instead of with
+ * the alias and the whole schema map. Not distributive, so that in generic code (a `TypedIPC<S>` of
+ * an unknown `S`) an event name or a `ChannelName<S>` fits both branches and is accepted.
+ */
+type EventParameter<Schemas extends ChannelSchemas, Event extends string> = [Event] extends [TypedEventName<Schemas>]
+  ? Event
+  : ChannelName<Schemas> | keyof TypedEvents<string>
+
+/**
+ * The listener parameter of `on()` and its kin, for an `Event` inferred from the event argument
+ * only (see {@link Uninferred}). Events are tested first, without the schema map, so that they
+ * resolve in generic code too. For a name that is not valid, an error already reported at the name,
+ * the listener's arguments are `any`: the compiler's own recovery type, so that one error is not
+ * followed by others in the listener (an implicit `any` for `(msg) =>`, or every use of `msg`).
+ * Valid names never get there.
+ */
+type ListenerParameter<Schemas extends ChannelSchemas, Event extends string> = [Event] extends [keyof TypedEvents<string>]
+  ? TypedListener<Schemas, Event>
+  : [Event] extends [TypedEventName<Schemas>]
+    ? TypedListener<Schemas, Event>
+    : // eslint-disable-next-line @typescript-eslint/no-explicit-any
+      (...args: any[]) => unknown
 
 // Node's own listener type, for the internal maps; the public signatures are typed per event.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -149,22 +200,22 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Adds a listener for a channel (its message is typed by the schema) or for an event. */
-  on<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  on<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, false)
   }
 
   /** Alias of `on`. */
-  addListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  addListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, false)
   }
 
   /** Like `on`, but runs before the listeners already there. */
-  prependListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  prependListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, false, true)
   }
 
   /** A listener for the next valid message on a channel (invalid ones do not use it up), or the next event. */
-  once<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  once<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.#add(event, listener as AnyFunction, true, false)
   }
 
@@ -174,12 +225,15 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Removes a listener; the channel's LISTEN is released when its last listener leaves. */
-  off<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  off<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
     return this.removeListener(event, listener)
   }
 
   /** Alias of `off`. */
-  removeListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  removeListener<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     if (!this.#isChannel(event)) {
       this.#events.removeListener(event, listener as AnyFunction)
       return this
@@ -191,7 +245,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Removes every listener of one channel or event, or of all of them; `messages()` loops on them end. */
-  removeAllListeners(event?: TypedEventName<Schemas>): this {
+  removeAllListeners(event?: ChannelName<Schemas> | keyof TypedEvents<string>): this {
     if (event === undefined) {
       for (const iterator of [...this.#iterators]) iterator.finish()
       for (const channel of [...this.#wrappers.keys()]) this.#removeChannel(channel)
@@ -205,7 +259,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** How many listeners a channel or event has. */
-  listenerCount(event: TypedEventName<Schemas>): number {
+  listenerCount(event: ChannelName<Schemas> | keyof TypedEvents<string>): number {
     return this.#isChannel(event) ? this.#core.listenerCount(event) : this.#events.listenerCount(event)
   }
 
@@ -214,7 +268,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    * a typed error (invalid payload, too large, unknown channel, ended, server or connection error)
    * and then nothing was sent. A rejected notify is not also emitted as `error`.
    */
-  notify<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): Promise<void> {
+  notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     try {
       if (this.#core.ended) throw new EndedError('notify', { channel: name })
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
@@ -225,7 +279,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Alias of `notify`. */
-  send<Name extends ChannelName<Schemas>>(name: Name, ...payload: NotifyPayloadArgs<Schemas, Name>): Promise<void> {
+  send<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     return this.notify(name, ...payload)
   }
 

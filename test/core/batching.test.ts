@@ -145,6 +145,6 @@ describe('batched notify', () => {
 
 /** A one-channel typed set with a unique channel name. */
 function typedSet(schema: z.ZodType = z.number()) {
-  const name = uniqueChannel('batch')
-  return { channels: defineChannels<ChannelSchemas>({ [name]: schema } as ChannelSchemas & CheckChannels<ChannelSchemas>) }
+  const map: ChannelSchemas = { [uniqueChannel('batch')]: schema }
+  return { channels: defineChannels<ChannelSchemas>(map as ChannelSchemas & CheckChannels<ChannelSchemas>) }
 }
