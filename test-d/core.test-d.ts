@@ -177,6 +177,8 @@ expectType<PgIPC>(ipc.addListener('orders', (msg) => expectType<Message>(msg)))
 expectType<PgIPC>(ipc.prependListener('orders', (msg) => expectType<Message>(msg)))
 expectType<PgIPC>(ipc.once('orders', (msg) => expectType<Message>(msg)))
 expectType<PgIPC>(ipc.prependOnceListener('orders', (msg) => expectType<Message>(msg)))
+expectAssignable<AsyncDisposable>(ipc)
+expectType<Promise<void>>(ipc[Symbol.asyncDispose]())
 expectType<PgIPC>(ipc.once('error', (error) => expectType<PgIpcError>(error)))
 expectType<PgIPC>(ipc.once('listen', (channel) => expectType<string>(channel)))
 const onOrder = (msg: Message): void => void msg

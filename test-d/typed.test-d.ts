@@ -248,6 +248,12 @@ ipc.on('orderPlaced', () => {})
 ipc.once('orderPlaced', (msg) => expectType<Date>(msg.payload.placedAt))
 ipc.addListener('orderPlaced', (msg) => expectType<'orderPlaced'>(msg.channel))
 ipc.prependListener('note', (msg) => expectType<'note'>(msg.channel))
+ipc.prependOnceListener('orderPlaced', (msg) => expectType<Date>(msg.payload.placedAt))
+expectError(ipc.prependOnceListener('nope', () => {}))
+
+// await using ipc = channels.attach(client): end() when the scope is left
+expectAssignable<AsyncDisposable>(ipc)
+expectType<Promise<void>>(ipc[Symbol.asyncDispose]())
 
 expectError(ipc.on('nope', () => {}))
 expectError(ipc.on('orderplaced', () => {}))

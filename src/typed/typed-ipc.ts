@@ -220,7 +220,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Like `once`, but runs before the listeners already there. */
-  prependOnceListener<Event extends TypedEventName<Schemas>>(event: Event, listener: TypedListener<Schemas, Event>): this {
+  prependOnceListener<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     return this.#add(event, listener as AnyFunction, true, true)
   }
 

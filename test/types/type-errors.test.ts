@@ -29,6 +29,7 @@ const snippets = {
   once: `ipc.once('orderPlacd', (message) => console.log(message.payload.orderId))`,
   addListener: `ipc.addListener('orderPlacd', (message) => console.log(message.payload.orderId))`,
   prependListener: `ipc.prependListener('orderPlacd', (message) => console.log(message.payload.orderId))`,
+  prependOnceListener: `ipc.prependOnceListener('orderPlacd', (message) => console.log(message.payload.orderId))`,
   off: `ipc.off('orderPlacd', onOrder)`,
   offInline: `ipc.off('orderPlacd', (message) => console.log(message.payload.orderId))`,
   removeListener: `ipc.removeListener('orderPlacd', onOrder)`,
@@ -70,7 +71,7 @@ describe('compile errors of the typed layer', () => {
     expect(of('valid')).toEqual([])
   })
 
-  it.each(['on', 'once', 'addListener', 'prependListener', 'off', 'offInline', 'removeListener'] as const)(
+  it.each(['on', 'once', 'addListener', 'prependListener', 'prependOnceListener', 'off', 'offInline', 'removeListener'] as const)(
     '%s() with a wrong name: one error, with the list of names, no implicit any after it',
     (name) => {
       expect(of(name)).toEqual([{ code: 2345, text: listenerNames('orderPlacd') }])
