@@ -20,7 +20,7 @@ export type {
   ConnectInfo,
   PgClientConfig,
 } from './core/reconnector.js'
-export { RESERVED_EVENTS, type ReservedEvent } from './core/reserved.js'
+export { RESERVED_EVENTS, type ReservedEvent } from './core/events.js'
 export type { PgClient, PgNotification } from './pg/client.js'
 export { MAX_CHANNEL_BYTES, MAX_PAYLOAD_BYTES } from './wire/limits.js'
 export {

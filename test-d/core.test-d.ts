@@ -230,7 +230,7 @@ expectNotAssignable<PgNotification>({ channel: 'orders' })
 
 expectType<63>(MAX_CHANNEL_BYTES)
 expectType<7999>(MAX_PAYLOAD_BYTES)
-expectType<'newListener'>(RESERVED_EVENTS[0])
+expectType<ReservedEvent | undefined>(RESERVED_EVENTS[0])
 expectType<ReservedEvent>(RESERVED_EVENTS[RESERVED_EVENTS.length - 1]!)
 expectAssignable<readonly string[]>(RESERVED_EVENTS)
 expectError(RESERVED_EVENTS.push('x'))

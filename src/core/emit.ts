@@ -1,3 +1,4 @@
+import type { EventEmitter } from 'node:events'
 import { ListenerError, type PgIpcError } from '../errors/index.js'
 
 /**
@@ -8,6 +9,18 @@ export function throwLater(error: unknown): void {
   setImmediate(() => {
     throw error
   })
+}
+
+/**
+ * The one escalation policy of both layers for a failure the user must hear about: the `error`
+ * event when someone listens to it; else, once `end()` was called, a process warning (a late
+ * failure while shutting down is worth a line, not a crash); else thrown, as Node does with an
+ * unheard `error`, from a fresh stack.
+ */
+export function escalate(error: PgIpcError, to: { readonly hasErrorListener: boolean; readonly ending: boolean; emit(error: PgIpcError): void }): void {
+  if (to.hasErrorListener) to.emit(error)
+  else if (to.ending) process.emitWarning(error)
+  else throwLater(error)
 }
 
 /**
@@ -26,4 +39,29 @@ export function emitGuarded(
     if (event === 'error') throwLater(error)
     else fail(new ListenerError(event, error))
   }
+}
+
+/**
+ * Calls the listeners of a channel as `emitter.emit` would (in order, `once` ones removed as they
+ * run), except that each one is guarded: one that throws, or returns a promise that rejects, is
+ * reported through `fail` as a ListenerError, and the others still run.
+ */
+export function deliverGuarded(
+  emitter: EventEmitter,
+  channel: string,
+  message: unknown,
+  fail: (error: PgIpcError) => void,
+): void {
+  for (const listener of emitter.rawListeners(channel) as ((message: unknown) => unknown)[]) {
+    try {
+      const result = listener.call(emitter, message)
+      if (isThenable(result)) result.then(undefined, (error: unknown) => fail(new ListenerError(channel, error)))
+    } catch (error) {
+      fail(new ListenerError(channel, error))
+    }
+  }
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
 }

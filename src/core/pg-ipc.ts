@@ -4,7 +4,6 @@ import {
   ConnectionLostError,
   EndedError,
   ErrorCode,
-  ListenerError,
   NotListeningError,
   QueryFailedError,
   type PgIpcError,
@@ -13,11 +12,11 @@ import { assertClient, type PgClient } from '../pg/client.js'
 import { QUEUE_USAGE } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
-import { emitGuarded, throwLater } from './emit.js'
+import { deliverGuarded, emitGuarded, escalate } from './emit.js'
 import { Hub, type HubMember, type LossKind } from './hub.js'
 import type { Message } from './message.js'
 import { Reconnector, isReconnectOptions, type ConnectInfo, type ReconnectOptions } from './reconnector.js'
-import { isChannelEvent } from './reserved.js'
+import { isChannelEvent, type CoreLayerEvent, type EmitterEvents } from './events.js'
 
 // Node's own listener type; the public PgIPC interface narrows it per event.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
@@ -27,27 +26,7 @@ type Listener = (...args: any[]) => unknown
  * The events of a {@link PgIPC} instance besides channels. Any other string event name is a
  * channel: its listeners receive a {@link Message}.
  */
-export interface PgIPCEvents {
-  /** A LISTEN for the channel is active on the server. */
-  listen: [channel: string]
-  /** The channel is no longer listened to by this instance. */
-  unlisten: [channel: string]
-  /** A notification was accepted by the server. `payload` is what was passed to `notify`. */
-  notify: [channel: string, payload: unknown]
-  /** A failed LISTEN/UNLISTEN/NOTIFY, a lost connection, or a listener that threw or rejected. */
-  error: [error: PgIpcError]
-  /** The instance stopped listening; emitted before all its listeners are removed. */
-  end: []
-  /** Reconnecting mode: the first connection is up and every channel with listeners is LISTENed. */
-  connect: [info: ConnectInfo]
-  /**
-   * Reconnecting mode: a new connection is up after an outage, every channel is LISTENed again and
-   * `onConnect` has run. Messages sent during `downtimeMs` may have been missed: catch up now.
-   */
-  reconnect: [info: ConnectInfo]
-  /** Reconnecting mode: the connection was lost; a new one is being made. */
-  disconnect: [error: ConnectionLostError]
-}
+export interface PgIPCEvents extends Pick<EmitterEvents, CoreLayerEvent> {}
 
 /** Options of {@link pgIPC}. */
 export interface PgIPCOptions {
@@ -427,17 +406,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /** @internal */
   hubDeliver(message: Message): void {
-    const channel = message.channel
     // Reserved names are never subscribed, so a notification on "error" is never emitted as one.
-    if (this.#endCalled || !this.#subscribed.has(channel)) return
-    for (const listener of super.rawListeners(channel) as Listener[]) {
-      try {
-        const result = (listener as (message: Message) => unknown).call(this, message)
-        if (isThenable(result)) result.then(undefined, (error: unknown) => this.#fail(new ListenerError(channel, error)))
-      } catch (error) {
-        this.#fail(new ListenerError(channel, error))
-      }
-    }
+    if (this.#endCalled || !this.#subscribed.has(message.channel)) return
+    deliverGuarded(this, message.channel, message, (error) => this.#fail(error))
   }
 
   /** @internal */
@@ -472,22 +443,13 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     this.#emitSafely(info.reconnected ? 'reconnect' : 'connect', info)
   }
 
-  /**
-   * Emits `error`. With no `error` listener, Node's convention applies (the error is thrown), but
-   * from a fresh stack, never inside pg's callbacks where it would corrupt the connection.
-   */
+  /** A failure the user must hear about: see {@link escalate}. */
   #fail(error: PgIpcError): void {
-    if (this.#finished) {
-      // The user is done with this instance; a late failure (say, an async listener rejecting
-      // after end()) is worth a warning, not a crash.
-      process.emitWarning(error)
-      return
-    }
-    if (super.listenerCount('error') === 0) {
-      throwLater(error)
-      return
-    }
-    this.#emitSafely('error', error)
+    escalate(error, {
+      hasErrorListener: super.listenerCount('error') > 0,
+      ending: this.#endCalled,
+      emit: (failure) => this.#emitSafely('error', failure),
+    })
   }
 
   /** Emits an event; a listener that throws cannot unwind into pg or the hub. */
@@ -496,11 +458,6 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   }
 }
 
-function isThenable(value: unknown): value is PromiseLike<unknown> {
-  return (
-    typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
-  )
-}
 
 /**
  * Creates an EventEmitter over one pg client that LISTENs on a channel when its first listener is

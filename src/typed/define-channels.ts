@@ -1,5 +1,5 @@
 import { ReservedChannelError, UnknownChannelError } from '../errors/index.js'
-import { isReservedEvent } from '../core/reserved.js'
+import { isReservedEvent } from '../core/events.js'
 import { isReconnectOptions, type ReconnectOptions } from '../core/reconnector.js'
 import type { PgClient } from '../pg/client.js'
 import { NOTIFY_SQL } from '../pg/sql.js'

@@ -1,8 +1,9 @@
 import { EventEmitter } from 'node:events'
 import type { Message } from '../core/message.js'
-import { emitGuarded, throwLater } from '../core/emit.js'
+import { deliverGuarded, emitGuarded, escalate } from '../core/emit.js'
+import { FORWARDED_EVENTS, TYPED_LAYER_EVENTS, type EmitterEvents, type TypedLayerEvent } from '../core/events.js'
 import { PgIPCEmitter } from '../core/pg-ipc.js'
-import type { ConnectInfo, ReconnectOptions } from '../core/reconnector.js'
+import type { ReconnectOptions } from '../core/reconnector.js'
 import {
   EndedError,
   ErrorCode,
@@ -42,24 +43,7 @@ export interface AttachOptions {
 }
 
 /** The events of a typed instance besides its channels. */
-export interface TypedEvents<Name extends string> {
-  /** A LISTEN for the channel is active on the server. */
-  listen: [channel: Name]
-  /** The channel's last listener left and its LISTEN was released. */
-  unlisten: [channel: Name]
-  /** A failed LISTEN/UNLISTEN, a lost connection, a listener that threw or rejected. */
-  error: [error: PgIpcError]
-  /** An incoming notification that is not JSON or does not match its schema; no listener saw it. */
-  invalid: [error: InvalidMessageError]
-  /** The instance has ended. */
-  end: []
-  /** Reconnecting mode: the first connection is up and every channel with listeners is LISTENed. */
-  connect: [info: ConnectInfo]
-  /** Reconnecting mode: back after an outage (LISTENs restored, `onConnect` done); catch up now. */
-  reconnect: [info: ConnectInfo]
-  /** Reconnecting mode: the connection was lost; a new one is being made. */
-  disconnect: [error: ConnectionLostError]
-}
+export interface TypedEvents<Name extends string> extends Pick<EmitterEvents<Name>, TypedLayerEvent> {}
 
 /** Every event name of a typed instance: its channels and {@link TypedEvents}. */
 export type TypedEventName<Schemas extends ChannelSchemas> = ChannelName<Schemas> | keyof TypedEvents<string>
@@ -154,16 +138,19 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   /** The wire directions of each channel's schema, by channel name. */
   readonly #wire: Readonly<Record<string, WireSchema>>
   readonly #core: PgIPCEmitter
+  /** The typed layer's own events (`error`, `invalid`, `connect`...). */
   readonly #events = new EventEmitter()
-  /** user listener -> the core listeners registered for it, per channel */
-  readonly #wrappers = new Map<string, Map<AnyFunction, CoreListener[]>>()
+  /** The typed listeners (and `messages()` loops) of each channel, by channel name. */
+  readonly #channels = new EventEmitter()
+  /**
+   * One core listener per channel that has typed listeners: it decodes each notification once for
+   * this instance and hands the result to every typed listener of the channel.
+   */
+  readonly #dispatchers = new Map<string, CoreListener>()
   readonly #iterators = new Set<RunningLoop>()
   readonly #ignoreOwn: boolean
   readonly #warnEveryMs: number
   readonly #lastWarning = new Map<string, { at: number; suppressed: number }>()
-  /** The core hands every listener the same message object: decode it once, for all of them. */
-  #lastMessage: Message | undefined
-  #lastDecoded: TypedMessage<string, unknown> | undefined
   #endPromise: Promise<void> | undefined
 
   /** @internal Use `channels.attach(client)`. */
@@ -174,14 +161,13 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     for (const name of BOUND_METHODS) {
       Object.defineProperty(this, name, { value: (this[name] as AnyFunction).bind(this), writable: true, configurable: true })
     }
+    this.#channels.setMaxListeners(0)
     this.#core = new PgIPCEmitter(client, { maxPending: options.maxPending })
     this.#core.on('error', (error: PgIpcError) => {
       if (error.code === ErrorCode.ConnectionLost) for (const iterator of this.#iterators) iterator.fail(error)
       this.#fail(error)
     })
-    for (const event of ['listen', 'unlisten', 'connect', 'reconnect', 'disconnect'] as const) {
-      this.#core.on(event, (argument: unknown) => this.#emit(event, argument))
-    }
+    for (const event of FORWARDED_EVENTS) this.#core.on(event, (argument: unknown) => this.#emit(event, argument))
   }
 
   /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
@@ -241,17 +227,15 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       this.#events.removeListener(event, listener as AnyFunction)
       return this
     }
-    // As Node does: the most recently added instance of the listener goes.
-    const wrapper = this.#wrappers.get(event)?.get(listener as AnyFunction)?.at(-1)
-    if (wrapper !== undefined) this.#unregister(event, listener as AnyFunction, wrapper)
+    this.#channels.removeListener(event, listener as AnyFunction)
+    this.#releaseIfIdle(event)
     return this
   }
 
   /** Removes every listener of one channel or event, or of all of them; `messages()` loops on them end. */
   removeAllListeners(event?: ChannelName<Schemas> | keyof TypedEvents<string>): this {
     if (event === undefined) {
-      for (const iterator of [...this.#iterators]) iterator.finish()
-      for (const channel of [...this.#wrappers.keys()]) this.#removeChannel(channel)
+      for (const channel of [...this.#dispatchers.keys()]) this.#removeChannel(channel)
       this.#events.removeAllListeners()
     } else if (this.#isChannel(event)) {
       this.#removeChannel(event)
@@ -263,7 +247,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 
   /** How many listeners a channel or event has. */
   listenerCount(event: ChannelName<Schemas> | keyof TypedEvents<string>): number {
-    return this.#isChannel(event) ? this.#core.listenerCount(event) : this.#events.listenerCount(event)
+    return this.#isChannel(event) ? this.#channels.listenerCount(event) : this.#events.listenerCount(event)
   }
 
   /**
@@ -316,10 +300,11 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       name,
       {
         subscribe: (listener) => {
-          const wrapper = this.#wrap(name, listener as AnyFunction, false)
-          this.#core.on(name, wrapper)
+          this.#channels.on(name, listener)
+          this.#subscribe(name)
           return () => {
-            this.#core.removeListener(name, wrapper)
+            this.#channels.removeListener(name, listener)
+            this.#releaseIfIdle(name)
             if (loop !== undefined) this.#iterators.delete(loop)
           }
         },
@@ -358,7 +343,8 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     if (this.#endPromise !== undefined) return this.#endPromise
     for (const iterator of [...this.#iterators]) iterator.finish()
     this.#endPromise = this.#core.end().then(() => {
-      this.#wrappers.clear()
+      this.#channels.removeAllListeners()
+      this.#dispatchers.clear()
       this.#emit('end')
       this.#events.removeAllListeners()
     })
@@ -382,68 +368,57 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 
   #add(event: string, listener: AnyFunction, once: boolean, prepend: boolean): this {
     if (!this.#isChannel(event)) {
-      if (!isTypedEvent(event)) throw new UnknownChannelError(event, Object.keys(this.#wire))
+      if (!TYPED_LAYER_EVENTS.has(event as TypedLayerEvent)) throw new UnknownChannelError(event, Object.keys(this.#wire))
       if (once) this.#events.once(event, listener)
       else if (prepend) this.#events.prependListener(event, listener)
       else this.#events.on(event, listener)
       return this
     }
     if (this.#core.ended) throw new EndedError(`listen on channel "${event}"`, { channel: event })
-    const wrapper = this.#wrap(event, listener, once)
-    let byListener = this.#wrappers.get(event)
-    if (byListener === undefined) this.#wrappers.set(event, (byListener = new Map()))
-    const list = byListener.get(listener)
-    if (list === undefined) byListener.set(listener, [wrapper])
-    else list.push(wrapper)
-    if (prepend) this.#core.prependListener(event, wrapper)
-    else this.#core.on(event, wrapper)
+    if (once) {
+      if (prepend) this.#channels.prependOnceListener(event, listener)
+      else this.#channels.once(event, listener)
+    } else if (prepend) this.#channels.prependListener(event, listener)
+    else this.#channels.on(event, listener)
+    this.#subscribe(event)
     return this
+  }
+
+  /** The channel has typed listeners: one core listener for it (the core LISTENs on its first). */
+  #subscribe(channel: string): void {
+    if (this.#dispatchers.has(channel)) return
+    const dispatcher = (message: Message): void => {
+      const typed = this.#decode(message)
+      // Invalid and own messages reach no listener, so they do not use up a `once`.
+      if (typed === undefined) return
+      deliverGuarded(this.#channels, channel, typed, (error) => this.#fail(error))
+      this.#releaseIfIdle(channel) // `once` listeners leave as they run
+    }
+    this.#dispatchers.set(channel, dispatcher)
+    this.#core.on(channel, dispatcher)
+  }
+
+  /** The channel's last typed listener left: its core listener goes (and the core UNLISTENs). */
+  #releaseIfIdle(channel: string): void {
+    const dispatcher = this.#dispatchers.get(channel)
+    if (dispatcher === undefined || this.#channels.listenerCount(channel) > 0) return
+    this.#dispatchers.delete(channel)
+    this.#core.removeListener(channel, dispatcher)
   }
 
   #removeChannel(channel: string): void {
     for (const iterator of [...this.#iterators]) if (iterator.channel === channel) iterator.finish()
-    this.#wrappers.delete(channel)
-    this.#core.removeAllListeners(channel)
+    this.#channels.removeAllListeners(channel)
+    this.#releaseIfIdle(channel)
   }
 
-  /** Removes exactly this wrapper of `listener` (never another one of the same listener). */
-  #unregister(channel: string, listener: AnyFunction, wrapper: CoreListener): void {
-    const byListener = this.#wrappers.get(channel)
-    const list = byListener?.get(listener)
-    const index = list?.lastIndexOf(wrapper) ?? -1
-    if (list === undefined || index < 0) return
-    list.splice(index, 1)
-    if (list.length === 0) byListener?.delete(listener)
-    this.#core.removeListener(channel, wrapper)
-  }
-
-  /** The core listener standing for a typed one: skip own and invalid messages, decode once. */
-  #wrap(channel: string, listener: AnyFunction, once: boolean): CoreListener {
-    let fired = false
-    const wrapper = (message: Message): unknown => {
-      if (fired) return undefined
-      const typed = this.#decode(message)
-      if (typed === undefined) return undefined
-      if (once) {
-        fired = true
-        this.#unregister(channel, listener, wrapper)
-      }
-      return (listener as (message: TypedMessage<string, unknown>) => unknown)(typed)
-    }
-    return wrapper
-  }
-
+  /** Own messages (with `ignoreOwn`) and invalid ones become undefined; the decode is shared across instances. */
   #decode(message: Message): TypedMessage<string, unknown> | undefined {
-    if (message === this.#lastMessage) return this.#lastDecoded
-    let typed: TypedMessage<string, unknown> | undefined
-    if (!(this.#ignoreOwn && message.processId === this.#core.processId)) {
-      const outcome = decodeOnce(message, this.#schema(message.channel))
-      if (outcome.ok) typed = outcome.message
-      else this.#invalid(outcome.error)
-    }
-    this.#lastMessage = message
-    this.#lastDecoded = typed
-    return typed
+    if (this.#ignoreOwn && message.processId === this.#core.processId) return undefined
+    const outcome = decodeOnce(message, this.#schema(message.channel))
+    if (outcome.ok) return outcome.message
+    this.#invalid(outcome.error)
+    return undefined
   }
 
   /** Incoming data never throws: `invalid`, else `error`, else a (rate-limited) process warning. */
@@ -470,16 +445,13 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     })
   }
 
+  /** A failure the user must hear about: the same policy as the core's (see escalate). */
   #fail(error: PgIpcError): void {
-    if (this.#events.listenerCount('error') > 0) {
-      this.#emit('error', error)
-      return
-    }
-    if (this.#endPromise !== undefined) {
-      process.emitWarning(error)
-      return
-    }
-    throwLater(error)
+    escalate(error, {
+      hasErrorListener: this.#events.listenerCount('error') > 0,
+      ending: this.#endPromise !== undefined,
+      emit: (failure) => this.#emit('error', failure),
+    })
   }
 
   #emit(event: keyof TypedEvents<string>, ...args: unknown[]): void {
@@ -490,10 +462,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 type DecodeOutcome = { ok: true; message: TypedMessage<string, unknown> } | { ok: false; error: InvalidMessageError }
 
 /**
- * The last decode per schema. The core hands every instance on a client the same message object,
- * one notification at a time and synchronously, so one slot per schema is enough for a notification
- * to be parsed and validated once, however many instances and listeners (cheaper than a WeakMap
- * entry per message).
+ * The decode cache: the last decode per schema. The core hands every instance on a client the same
+ * message object, one notification at a time and synchronously, and each instance decodes it once
+ * (one core listener per channel), so one slot per schema is enough for a notification to be parsed
+ * and validated once however many instances listen (cheaper than a WeakMap entry per message).
  */
 const lastDecode = new WeakMap<WireSchema, { message: Message; outcome: DecodeOutcome }>()
 
@@ -520,17 +492,3 @@ function decodeOnce(message: Message, schema: WireSchema): DecodeOutcome {
   return outcome
 }
 
-const TYPED_EVENTS: ReadonlySet<string> = new Set([
-  'listen',
-  'unlisten',
-  'error',
-  'invalid',
-  'end',
-  'connect',
-  'reconnect',
-  'disconnect',
-])
-
-function isTypedEvent(name: string): boolean {
-  return TYPED_EVENTS.has(name)
-}

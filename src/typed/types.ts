@@ -1,4 +1,4 @@
-import type { ReservedEvent } from '../core/reserved.js'
+import type { ReservedEvent } from '../core/events.js'
 
 // These declarations import neither zod nor type-fest: zod is an optional peer, so a project that
 // uses only the core must compile without it (and without skipLibCheck), and the few helpers this

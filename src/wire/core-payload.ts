@@ -28,26 +28,28 @@ export function encodeCorePayload(channel: string, payload: unknown): string | u
       )
     }
   }
-  assertPayloadText(channel, text)
+  assertPayloadText(channel, text, typeof payload === 'string' ? 'text' : 'json')
   return text
 }
 
 /**
  * Checks what the server would reject or alter, so a payload arrives exactly as sent or not at all:
- * a NUL byte fails on the server; a lone surrogate (half of a UTF-16 pair, as a string cut in the
- * middle of an emoji has) cannot be turned into UTF-8 and would arrive as U+FFFD.
+ * a NUL byte fails on the server; raw text with a lone surrogate (half of a UTF-16 pair, as a string
+ * cut inside an emoji has) has no UTF-8 form and would arrive with U+FFFD in its place. (JSON text
+ * carries a lone surrogate as a `\ud800` escape, which arrives exactly: `form` says which it is.)
  */
-export function assertPayloadText(channel: string, text: string): void {
+export function assertPayloadText(channel: string, text: string, form: 'text' | 'json'): void {
   if (text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
       channel,
     )
   }
-  if (!(text as string & { isWellFormed(): boolean }).isWellFormed()) {
+  if (form === 'text' && !(text as string & { isWellFormed(): boolean }).isWellFormed()) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a lone surrogate (half of a UTF-16 character pair, e.g. a string cut inside an emoji), ` +
-        'which has no UTF-8 form: PostgreSQL would receive U+FFFD instead. Fix the text, or send it as JSON (an object or array), which escapes it.',
+        'which has no UTF-8 form: PostgreSQL would receive U+FFFD instead. Fix the text (toWellFormed() replaces it), ' +
+        'or send it inside JSON (an object or array), which escapes it and delivers it exactly.',
       channel,
     )
   }

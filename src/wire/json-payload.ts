@@ -77,7 +77,7 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
   if (text === undefined) {
     throw new SchemaNotEncodableError(channel, 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).')
   }
-  assertPayloadText(channel, text)
+  assertPayloadText(channel, text, 'json')
   return text
 }
 
