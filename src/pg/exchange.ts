@@ -54,6 +54,16 @@ function isServerError(error: unknown): boolean {
 }
 
 /**
+ * An error that ends the session (pg_terminate_backend, a shutdown, an idle timeout): it can come
+ * between a commit and its answer, so it proves nothing about the statement it interrupted.
+ */
+function endsSession(error: unknown): boolean {
+  const { severity, code } = error as { severity?: unknown; code?: unknown }
+  if (severity === 'FATAL' || severity === 'PANIC') return true
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57P'))
+}
+
+/**
  * Sends `statements` on `client` when pg runs it next, and calls `done` once with what became of
  * them. Hand it to pg only when `canSendNow(client)` (then pg submits it at once); `done` may be
  * called synchronously from inside pg's message handling, so it must not run user code directly.
@@ -151,11 +161,12 @@ export class Exchange {
     this.lastProgressAt = performance.now()
     if (this.#rollingBack) return
     this.#completed++
-    // Alone: its CommandComplete. In a block: the COMMIT's, every third one.
-    if (!this.#multi || this.#completed % 3 === 0) {
+    // In a block, the COMMIT's CommandComplete (every third one) says the statement committed.
+    // Alone, the statement commits at the Sync: only its ReadyForQuery says so (a commit can fail).
+    if (this.#multi && this.#completed % 3 === 0) {
       this.#outcomes.push({ kind: 'done', rows: this.#rows.splice(0) })
       this.#progress?.(this.#outcomes.length - 1)
-    } else if (this.#completed % 3 === 1) {
+    } else if (this.#multi && this.#completed % 3 === 1) {
       this.#rows.length = 0 // BEGIN: nothing of the statement yet
     }
   }
@@ -171,6 +182,8 @@ export class Exchange {
       // pg dropped us as its active query; its ReadyForQuery (and a ROLLBACK's) is still ours.
       this.#hold()
       if (this.#rollingBack) return
+      // The session is ending: what was not confirmed is 'unknown' once the connection is gone.
+      if (endsSession(error)) return
       this.#outcomes.push({ kind: 'failed', error })
       while (this.#outcomes.length < this.#statements.length) this.#outcomes.push({ kind: 'skipped' })
       return
@@ -198,6 +211,10 @@ export class Exchange {
       connection.sync()
       connection.stream?.uncork?.()
       return
+    }
+    if (!this.#multi && this.#outcomes.length === 0) {
+      this.#outcomes.push({ kind: 'done', rows: this.#rows.splice(0) })
+      this.#progress?.(0)
     }
     while (this.#outcomes.length < this.#statements.length) this.#outcomes.push({ kind: 'skipped' })
     this.#finish({ sent: true, outcomes: this.#outcomes })

@@ -184,3 +184,73 @@ describe("pg's query_timeout", () => {
     expect(server.delivered.map((message) => message.payload)).toEqual(['a', 'a'])
   })
 })
+
+describe('a commit that fails, and a session that ends, decide nothing on their own', () => {
+  it('a lone statement commits at the Sync: a commit failure after its CommandComplete is a failure, not a delivery', async () => {
+    const { server, client, session } = await manualClient()
+    const channels = defineChannels({ c: z.string() })
+    const ipc = channels.attach(client)
+    errorsOf(ipc)
+    server.commitError = { code: '54000', message: 'too many notifications in the NOTIFY queue' }
+    const outcome = track(ipc.notify('c', 'x'))
+    session.reply()
+    await turn()
+    expect(outcome.state).toBe('rejected')
+    expect(outcome.reason).toBeInstanceOf(QueryFailedError)
+    expect(server.delivered).toEqual([])
+    expect(session.rounds()).toHaveLength(1) // not resent: a lone notification that failed is reported
+    expect(session.status).toBe('I')
+  })
+
+  it('in a block, the COMMIT that fails marks its own group; the groups before it are delivered, the ones after it resent', async () => {
+    const { server, client, session } = await manualClient()
+    const channels = defineChannels({ c: z.string() })
+    const ipc = channels.attach(client)
+    errorsOf(ipc)
+    const held = client.query('SELECT 40')
+    const outcomes = ['a', 'a', 'a'].map((text) => track(ipc.notify('c', text)))
+    session.reply()
+    await held
+    expect(session.rounds()[1]).toEqual(['BEGIN', 'NOTIFY c:"a"', 'COMMIT', 'BEGIN', 'NOTIFY c:"a"', 'COMMIT', 'BEGIN', 'NOTIFY c:"a"', 'COMMIT'])
+    // The first COMMIT goes through, the second fails (the queue was full for a moment).
+    let commits = 0
+    server.rule = ({ text }) => {
+      if (text !== 'COMMIT' || ++commits !== 2) return undefined
+      server.commitError = { code: '54000', message: 'too many notifications in the NOTIFY queue' }
+      return undefined
+    }
+    session.reply()
+    await turn()
+    expect(session.status).toBe('I') // a failed COMMIT leaves no block open: no ROLLBACK needed
+    server.rule = undefined
+    session.reply() // the third group, resent alone
+    await turn()
+    expect(outcomes.map((outcome) => outcome.state)).toEqual(['fulfilled', 'rejected', 'fulfilled'])
+    expect(outcomes[1]?.reason).toBeInstanceOf(QueryFailedError)
+    expect(server.delivered.map((message) => message.payload)).toEqual(['"a"', '"a"'])
+  })
+
+  it('a FATAL error (pg_terminate_backend) in the middle of an exchange: what was not confirmed has an unknown outcome, never resent', async () => {
+    const { server, client, session } = await manualClient()
+    const channels = defineChannels({ c: z.string() })
+    const ipc = channels.attach(client)
+    errorsOf(ipc)
+    const held = client.query('SELECT 40')
+    const outcomes = ['a', 'a', 'b'].map((text) => track(ipc.notify('c', text)))
+    session.reply()
+    await held
+    let statements = 0
+    server.rule = ({ text }) =>
+      text.includes('pg_notify') && ++statements === 2
+        ? { error: { code: '57P01', message: 'terminating connection due to administrator command', severity: 'FATAL' } }
+        : undefined
+    session.reply()
+    await turn()
+    expect(outcomes[0]?.state).toBe('fulfilled')
+    expect(outcomes.slice(1).map((outcome) => (outcome.reason as Error | undefined)?.constructor.name)).toEqual([
+      'NotifyOutcomeUnknownError',
+      'NotifyOutcomeUnknownError',
+    ])
+    expect(server.delivered.map((message) => message.payload)).toEqual(['"a"'])
+  })
+})

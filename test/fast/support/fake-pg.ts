@@ -59,6 +59,8 @@ export interface Executed {
 export interface ServerError {
   readonly code: string
   readonly message: string
+  /** 'FATAL' ends the session after the error, as pg_terminate_backend does. Default 'ERROR'. */
+  readonly severity?: 'ERROR' | 'FATAL'
 }
 
 /** What a statement does: rows and a tag, or an error. */
@@ -93,6 +95,8 @@ export class FakeServer {
   autoAccept = true
   /** When set, automatic answers come after this many ms of timer time (the fake clock, under fake timers). */
   replyDelayMs: number | undefined
+  /** The next commit (a COMMIT, or the Sync that ends an implicit transaction) fails with this, once. */
+  commitError: ServerError | undefined
   /** 'connect' (session) when a client starts connecting. */
   readonly events = new EventEmitter()
   #nextPid = 1_000
@@ -484,7 +488,14 @@ export class FakeConnection extends EventEmitter {
   #endImplicit(): void {
     if (!this.#implicit) return
     this.#implicit = false
-    if (this.status === 'I') this.#commit()
+    if (this.status !== 'I') return
+    const error = this.server.commitError
+    if (error === undefined) {
+      this.#commit()
+      return
+    }
+    this.server.commitError = undefined
+    this.#fail(error)
   }
 
   /** Runs one statement; false when it failed. */
@@ -524,9 +535,10 @@ export class FakeConnection extends EventEmitter {
     else if (this.status === 'I') this.#rollback() // the implicit transaction is gone
     this.#implicit = false
     const databaseError = new pg.DatabaseError(error.message, 0, 'error')
-    databaseError.severity = 'ERROR'
+    databaseError.severity = error.severity ?? 'ERROR'
     databaseError.code = error.code
     this.emit('errorMessage', databaseError)
+    if (error.severity === 'FATAL') this.hangUp()
     return false
   }
 
@@ -538,6 +550,14 @@ export class FakeConnection extends EventEmitter {
         this.#implicit = false
         return { tag: 'BEGIN' }
       case 'COMMIT': {
+        const error = this.status === 'T' ? this.server.commitError : undefined
+        if (error !== undefined) {
+          // A commit that fails ends the transaction: rolled back, the session idle again.
+          this.server.commitError = undefined
+          this.#rollback()
+          this.status = 'I'
+          return { error }
+        }
         const failed = this.status === 'E'
         if (failed) this.#rollback()
         else this.#commit()
