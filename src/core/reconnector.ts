@@ -5,10 +5,11 @@ import {
   destroyClient,
   enableKeepAlive,
   phaseOf,
+  rowsOf,
   type PgClient,
   type PgNotification,
 } from '../pg/client.js'
-import { PING, SETUP_CHECK, listenStatement, notifyStatement, unlistenStatement, type Statement } from '../pg/sql.js'
+import { PING, SETUP_CHECK, listenStatement, notifyStatement, unlistenStatement } from '../pg/sql.js'
 import { Hub, type OutagePolicy } from './hub.js'
 
 /** A node-postgres client config (`new pg.Client(config)`): a connection string or an object. */
@@ -424,13 +425,6 @@ export class Reconnector {
       clearInterval(watch)
     }
   }
-}
-
-/** Runs one of the library's statements directly on a client the hub does not have yet. */
-async function rowsOf(client: PgClient, statement: Statement): Promise<readonly (readonly unknown[])[]> {
-  const query = client.query as unknown as (config: { text: string; values: unknown[]; rowMode: 'array' }) => Promise<{ rows: unknown[][] }>
-  const result = await query.call(client, { text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' })
-  return result.rows
 }
 
 function asLost(error: unknown): ConnectionLostError {

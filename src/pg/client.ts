@@ -1,4 +1,5 @@
 import type { EventEmitter } from 'node:events'
+import type { Statement } from './sql.js'
 
 /** What node-postgres hands to `client.on('notification')`. */
 export interface PgNotification {
@@ -18,6 +19,10 @@ export interface PgQueryResult {
  */
 export interface PgClient extends EventEmitter {
   query(config: { text: string; values?: unknown[] }): Promise<PgQueryResult>
+  /** The reconnecting mode connects the clients its `connect` factory returns unconnected. */
+  connect(): Promise<unknown>
+  /** The reconnecting mode ends the clients it owns. */
+  end(): Promise<void>
   /** Backend process id of this connection once connected (pg names it `processID`). */
   readonly processID?: number | null | undefined
   /** A `pg.Pool` has this; a client must not: LISTEN needs one session, and a pool has many. */
@@ -54,8 +59,6 @@ export interface PgClientInternals {
   readyForQuery?: boolean
   pipeline?: boolean
   getTransactionStatus?: () => string | null
-  connect?: () => Promise<unknown>
-  end?: () => Promise<void>
   connection?: {
     stream?: { destroy?: () => void; setKeepAlive?: (enable: boolean, delay: number) => void }
   }
@@ -122,7 +125,17 @@ export function inTransaction(client: PgClient): boolean {
 
 /** Connects a client (pg's promise form). */
 export function connectClient(client: PgClient): Promise<unknown> {
-  return (internals(client).connect as () => Promise<unknown>).call(client)
+  return client.connect()
+}
+
+/**
+ * Runs one of the library's statements straight on a client (one the hub does not have yet: the
+ * reconnecting mode's setup check), rows as arrays of text.
+ */
+export async function rowsOf(client: PgClient, statement: Statement): Promise<readonly (readonly unknown[])[]> {
+  const query = client.query as unknown as (config: { text: string; values: unknown[]; rowMode: 'array' }) => Promise<{ rows: unknown[][] }>
+  const result = await query.call(client, { text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' })
+  return result.rows
 }
 
 /** Destroys the socket under a client: for a connection that stopped answering. */
@@ -165,8 +178,7 @@ export async function closeClient(client: PgClient): Promise<void> {
       timer = setTimeout(done, 1_000)
     })
   }
-  const end = internals(client).end
-  const ending = end === undefined ? Promise.resolve() : end.call(client).catch(ignore)
+  const ending = client.end().catch(ignore)
   await Promise.race([
     ending,
     new Promise<void>((resolve) => {
