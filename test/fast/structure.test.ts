@@ -31,7 +31,7 @@ describe('pg in one place', () => {
 
   it('no SQL text outside src/pg/sql.ts (comments aside)', () => {
     // A statement, not a command's name: a keyword followed by more of it inside a string literal.
-    const sql = /pg_catalog\.|pg_notify\s*\(|['`"]\s*(SELECT|LISTEN|UNLISTEN|NOTIFY|BEGIN|COMMIT|ROLLBACK)\s+[^\s'`"]/
+    const sql = /pg_catalog\.|pg_notify\s*\(|['`"]\s*(SELECT|LISTEN|UNLISTEN|NOTIFY|BEGIN|COMMIT|ROLLBACK)\s+[^\s'`]/
     const code = (file: { path: string; text: string }) => ({
       path: file.path,
       text: file.text.replace(/^\s*(\*|\/\/).*$/gm, ''),
