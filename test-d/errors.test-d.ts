@@ -13,6 +13,7 @@ import {
   InvalidMessageError,
   InvalidPayloadError,
   ListenerError,
+  HookError,
   NotConnectedError,
   NotListeningError,
   NotifyOutcomeUnknownError,
@@ -73,53 +74,59 @@ if (error instanceof InvalidPayloadError) {
 
 // Every error class is a PgIpcError --------------------------------------------------------------
 
-expectAssignable<PgIpcError>(new InvalidChannelError('message', 'orders'))
-expectAssignable<PgIpcError>(new ReservedChannelError('error'))
-expectAssignable<PgIpcError>(new PayloadNotEncodableError('message', 'orders'))
-expectAssignable<PgIpcError>(new PayloadTooLargeError('orders', 9000, 7999))
-expectAssignable<PgIpcError>(new EndedError('notify'))
-expectAssignable<PgIpcError>(new NotListeningError('orders', 'reason'))
-expectAssignable<PgIpcError>(new QueryFailedError('LISTEN', 'orders', error))
+expectAssignable<PgIpcError>(new InvalidChannelError('message', { channel: 'orders' }))
+expectAssignable<PgIpcError>(new ReservedChannelError({ channel: 'error' }))
+expectAssignable<PgIpcError>(new PayloadNotEncodableError('message', { channel: 'orders' }))
+expectAssignable<PgIpcError>(new PayloadTooLargeError({ channel: 'orders', bytes: 9000, limit: 7999 }))
+expectAssignable<PgIpcError>(new EndedError({ action: 'notify' }))
+expectAssignable<PgIpcError>(new NotListeningError({ channel: 'orders', reason: 'reason' }))
+expectAssignable<PgIpcError>(new QueryFailedError({ command: 'LISTEN', channel: 'orders', cause: error }))
 expectAssignable<PgIpcError>(new ConnectionLostError('message'))
-expectAssignable<PgIpcError>(new NotifyOutcomeUnknownError('orders'))
-expectAssignable<PgIpcError>(new ListenerError('orders', error))
-expectAssignable<PgIpcError>(new InvalidPayloadError('orders', []))
-expectAssignable<PgIpcError>(new UnknownChannelError('orders', ['a', 'b']))
-expectAssignable<PgIpcError>(new InvalidMessageError('orders', '{', 123, []))
-expectAssignable<PgIpcError>(new SchemaNotEncodableError('orders', 'reason'))
-expectAssignable<PgIpcError>(new BufferOverflowError('orders', 1024))
-expectAssignable<PgIpcError>(new NotConnectedError('orders', 'reason'))
-expectAssignable<PgIpcError>(new BackpressureError('orders', 1000))
-expectAssignable<PgIpcError>(new UnsupportedSetupError('pooler'))
+expectAssignable<PgIpcError>(new NotifyOutcomeUnknownError({ channel: 'orders' }))
+expectAssignable<PgIpcError>(new ListenerError({ event: 'orders', cause: error }))
+expectAssignable<PgIpcError>(new HookError({ cause: error }))
+expectAssignable<PgIpcError>(new InvalidPayloadError({ channel: 'orders', issues: [] }))
+expectAssignable<PgIpcError>(new UnknownChannelError({ channel: 'orders', known: ['a', 'b'] }))
+expectAssignable<PgIpcError>(new InvalidMessageError({ channel: 'orders', rawPayload: '{', processId: 123, issues: [] }))
+expectAssignable<PgIpcError>(new SchemaNotEncodableError({ channel: 'orders', reason: 'reason' }))
+expectAssignable<PgIpcError>(new BufferOverflowError({ channel: 'orders', limit: 1024 }))
+expectAssignable<PgIpcError>(new NotConnectedError({ channel: 'orders', reason: 'reason' }))
+expectAssignable<PgIpcError>(new BackpressureError({ channel: 'orders', limit: 1000 }))
+expectAssignable<PgIpcError>(new UnsupportedSetupError({ setup: 'pooler' }))
+
+// Options objects, never positional data
+expectError(new PayloadTooLargeError('orders', 9000, 7999))
+expectError(new ConnectionLostError('message', error, 'orders', true))
+expectError(new QueryFailedError('NOTIFY', 'orders', error))
 
 // The data each one carries ----------------------------------------------------------------------
 
-const tooLarge = new PayloadTooLargeError('orders', 9000, 7999)
+const tooLarge = new PayloadTooLargeError({ channel: 'orders', bytes: 9000, limit: 7999 })
 expectType<number>(tooLarge.bytes)
 expectType<number>(tooLarge.limit)
 expectError((tooLarge.bytes = 1))
 
-const queryFailed = new QueryFailedError('NOTIFY', 'orders', error)
+const queryFailed = new QueryFailedError({ command: 'NOTIFY', channel: 'orders', cause: error })
 expectType<'LISTEN' | 'UNLISTEN' | 'NOTIFY' | 'SELECT'>(queryFailed.command)
 expectType<string | undefined>(queryFailed.sqlState)
-expectError(new QueryFailedError('DELETE', 'orders', error))
+expectError(new QueryFailedError({ command: 'DELETE', channel: 'orders', cause: error }))
 
 const lost = new ConnectionLostError('message', { cause: error, channel: 'orders', notSent: true })
 expectType<boolean>(lost.notSent)
-expectError(new ConnectionLostError('message', error, 'orders', true))
 
-const invalidMessage = new InvalidMessageError('orders', '{', 123, [])
+const invalidMessage = new InvalidMessageError({ channel: 'orders', rawPayload: '{', processId: 123, issues: [] })
 expectType<string>(invalidMessage.rawPayload)
 expectType<number>(invalidMessage.processId)
 expectType<readonly ValidationIssue[]>(invalidMessage.issues)
 expectError(invalidMessage.issues.push({ code: 'x', message: 'y', path: [] }))
-expectError(new InvalidMessageError('orders', '{', '123', []))
+expectError(new InvalidMessageError({ channel: 'orders', rawPayload: '{', processId: '123', issues: [] }))
 
-expectType<readonly ValidationIssue[]>(new InvalidPayloadError('orders', []).issues)
-expectType<number>(new BufferOverflowError('orders', 1024).limit)
-expectType<number>(new BackpressureError('orders', 1000).limit)
-expectType<'standby' | 'pooler'>(new UnsupportedSetupError('standby').setup)
-expectError(new UnsupportedSetupError('replica'))
+expectType<readonly ValidationIssue[]>(new InvalidPayloadError({ channel: 'orders', issues: [] }).issues)
+expectType<number>(new BufferOverflowError({ channel: 'orders', limit: 1024 }).limit)
+expectType<number>(new BackpressureError({ channel: 'orders', limit: 1000 }).limit)
+expectType<'standby' | 'pooler'>(new UnsupportedSetupError({ setup: 'standby' }).setup)
+expectError(new UnsupportedSetupError({ setup: 'replica' }))
+expectType<'ERR_PG_IPC_HOOK_FAILED'>(ErrorCode.HookFailed)
 
 expectAssignable<ValidationIssue>({ code: 'too_small', message: 'Too small', path: ['total'] })
 expectAssignable<ValidationIssue>({ code: 'custom', message: 'x', path: [0, Symbol('s')] })

@@ -37,7 +37,7 @@ export function emitGuarded(
     emit(event, ...args)
   } catch (error) {
     if (event === 'error') throwLater(error)
-    else fail(new ListenerError(event, error))
+    else fail(new ListenerError({ event, cause: error }))
   }
 }
 
@@ -55,9 +55,9 @@ export function deliverGuarded(
   for (const listener of emitter.rawListeners(channel) as ((message: unknown) => unknown)[]) {
     try {
       const result = listener.call(emitter, message)
-      if (isThenable(result)) result.then(undefined, (error: unknown) => fail(new ListenerError(channel, error)))
+      if (isThenable(result)) result.then(undefined, (error: unknown) => fail(new ListenerError({ event: channel, cause: error })))
     } catch (error) {
-      fail(new ListenerError(channel, error))
+      fail(new ListenerError({ event: channel, cause: error }))
     }
   }
 }

@@ -240,7 +240,7 @@ export class Hub {
     if (this.#state === 'detached') {
       const outage = this.#outage as OutagePolicy
       if (this.#queue.reduce((count, queued) => count + (queued.kind === 'notify' ? 1 : 0), 0) >= outage.maxQueued) {
-        const error = new NotConnectedError(channel, `the connection is down and ${outage.maxQueued} notifications are already waiting for it`)
+        const error = new NotConnectedError({ channel, reason: `the connection is down and ${outage.maxQueued} notifications are already waiting for it` })
         this.#defer(() => settle(error))
         return
       }
@@ -280,7 +280,7 @@ export class Hub {
         this.#state === 'attached'
           ? 'the instance ended before its client was connected (call client.connect())'
           : 'the instance ended while there was no connection'
-      this.#dropNotifications(member, (job) => new EndedError('notify', { channel: job.channel, detail: reason }))
+      this.#dropNotifications(member, (job) => new EndedError({ action: 'notify', channel: job.channel, detail: reason }))
       return Promise.resolve()
     }
     return new Promise<void>((resolve) => {
@@ -557,7 +557,7 @@ export class Hub {
   #cutOff(entry: Entry, cause: unknown): void {
     for (const job of entry.jobs) {
       if (job.kind === 'notify') {
-        const error = new NotifyOutcomeUnknownError(job.channel, cause)
+        const error = new NotifyOutcomeUnknownError({ channel: job.channel, cause })
         this.#defer(() => job.settle(error))
       } else if (job.kind === 'query') {
         const error = new ConnectionLostError(`The PostgreSQL connection was lost before the query was answered: ${messageOf(cause)}.`, { cause })
@@ -579,18 +579,18 @@ export class Hub {
     }
     switch (job.kind) {
       case 'notify': {
-        const error = new QueryFailedError('NOTIFY', job.channel, cause)
+        const error = new QueryFailedError({ command: 'NOTIFY', channel: job.channel, cause })
         this.#defer(() => job.settle(error))
         break
       }
       case 'listen':
       case 'unlisten': {
-        const error = new QueryFailedError(job.kind === 'listen' ? 'LISTEN' : 'UNLISTEN', job.channel, cause)
+        const error = new QueryFailedError({ command: job.kind === 'listen' ? 'LISTEN' : 'UNLISTEN', channel: job.channel, cause })
         this.#defer(() => job.member.hubFailed(error))
         break
       }
       case 'query': {
-        const error = new QueryFailedError('SELECT', undefined, cause)
+        const error = new QueryFailedError({ command: 'SELECT', cause })
         this.#defer(() => job.reject(error))
         break
       }
@@ -662,7 +662,7 @@ export class Hub {
       const index = this.#queue.indexOf(job)
       if (index < 0) return
       this.#queue.splice(index, 1)
-      job.settle(new NotConnectedError(job.channel, `no connection came back within ${maxWaitMs} ms`))
+      job.settle(new NotConnectedError({ channel: job.channel, reason: `no connection came back within ${maxWaitMs} ms` }))
     }, maxWaitMs)
   }
 

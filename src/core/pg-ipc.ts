@@ -263,7 +263,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
    */
   notifyText(channel: string, text: string): Promise<void> {
     assertChannelName(channel)
-    if (this.#endCalled) throw new EndedError('notify', { channel })
+    if (this.#endCalled) throw new EndedError({ action: 'notify', channel })
     return new Promise<void>((resolve, reject) => {
       this.#send(channel, text, (error) => (error === undefined ? resolve() : reject(error)))
     })
@@ -271,7 +271,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /** Hands one notification on; `settle` runs once with its outcome (callbacks: no promise per message). */
   #send(channel: string, text: string, settle: (error: PgIpcError | undefined) => void): void {
-    if (this.#pending >= this.#maxPending) throw new BackpressureError(channel, this.#maxPending)
+    if (this.#pending >= this.#maxPending) throw new BackpressureError({ channel, limit: this.#maxPending })
     this.#pending++
     this.#hub.send(this, channel, text, (error) => {
       this.#pending--
@@ -304,7 +304,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   listening(channel: string): Promise<void> {
     assertChannelName(channel)
     if (!this.#subscribed.has(channel)) {
-      return Promise.reject(new NotListeningError(channel, this.#endCalled ? 'the instance has ended' : 'it has no listener'))
+      return Promise.reject(new NotListeningError({ channel, reason: this.#endCalled ? 'the instance has ended' : 'it has no listener' }))
     }
     if (this.#active.has(channel)) return Promise.resolve()
     if (this.#hub.closed) {
@@ -349,7 +349,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     const channels = [...this.#subscribed]
     this.#subscribed.clear()
     this.#active.clear()
-    this.#settleWaiters(undefined, (channel) => new NotListeningError(channel, 'the instance ended'))
+    this.#settleWaiters(undefined, (channel) => new NotListeningError({ channel, reason: 'the instance ended' }))
     this.#endPromise = this.#hub
       .release(this, channels)
       .then(() => this.#stop())
@@ -370,7 +370,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   #beforeAdd(event: string | symbol): void {
     if (!isChannelEvent(event)) return
     assertChannelName(event)
-    if (this.#endCalled) throw new EndedError(`listen on channel "${event}"`, { channel: event })
+    if (this.#endCalled) throw new EndedError({ action: 'listen', channel: event })
   }
 
   /** Brings the LISTEN reference for `event` in line with whether it has listeners. */
@@ -383,7 +383,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     } else if (!has && this.#subscribed.has(event)) {
       this.#subscribed.delete(event)
       this.#active.delete(event)
-      this.#settleWaiters(event, (channel) => new NotListeningError(channel, 'its last listener was removed'))
+      this.#settleWaiters(event, (channel) => new NotListeningError({ channel, reason: 'its last listener was removed' }))
       this.#hub.unwant(this, event)
     }
   }

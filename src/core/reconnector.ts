@@ -160,7 +160,7 @@ export class Reconnector {
     clearTimeout(this.#backoff)
     const client = this.#client
     this.#client = undefined
-    this.hub.close(new EndedError('notify', { detail: 'the instance ended before a connection was available' }), undefined)
+    this.hub.close(new EndedError({ action: 'notify', detail: 'the instance ended before a connection was available' }), undefined)
     // A connected client is closed politely (the server ends its session); one still connecting is cut off.
     if (client !== undefined) await (phaseOf(client) === 'open' ? closeClient(client) : destroyClient(client))
     await this.#loop
@@ -279,7 +279,7 @@ export class Reconnector {
     } catch (error) {
       if (error instanceof ConnectionLostError || error instanceof Stopped) throw error
       // The connection is fine; the hook is the user's code. Report it, keep listening.
-      this.hub.report(new HookError(error))
+      this.hub.report(new HookError({ cause: error }))
     }
   }
 
@@ -356,7 +356,7 @@ export class Reconnector {
   /** LISTEN cannot work on a standby or through a transaction-mode pooler: tell, loudly. Returns the backend pid. */
   async #checkSetup(client: PgClient): Promise<number> {
     const [standby, pid] = (await rowsOf(client, SETUP_CHECK))[0] ?? []
-    if (standby === 'true') throw new UnsupportedSetupError('standby')
+    if (standby === 'true') throw new UnsupportedSetupError({ setup: 'standby' })
     // Directly connected, the pid the server announced at start-up is this backend's own. Through a
     // pooler it differs (the pooler makes one up); then check that a notification sent to
     // ourselves comes back.
@@ -388,7 +388,7 @@ export class Reconnector {
       } finally {
         await closeClient(sender)
       }
-      if (!(await arrived)) throw new UnsupportedSetupError('pooler')
+      if (!(await arrived)) throw new UnsupportedSetupError({ setup: 'pooler' })
       await rowsOf(client, unlistenStatement(channel))
     } finally {
       clearTimeout(timer)

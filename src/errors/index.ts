@@ -21,7 +21,9 @@ export const ErrorCode = {
   ConnectionLost: 'ERR_PG_IPC_CONNECTION_LOST',
   /** A channel listener threw or returned a rejected promise. */
   ListenerFailed: 'ERR_PG_IPC_LISTENER_FAILED',
-  /** A typed payload failed its schema (outgoing) or an unknown channel was named. */
+  /** The reconnecting mode's `onConnect` hook threw or rejected. */
+  HookFailed: 'ERR_PG_IPC_HOOK_FAILED',
+  /** A typed payload failed its channel's schema (outgoing): nothing was sent. */
   InvalidPayload: 'ERR_PG_IPC_INVALID_PAYLOAD',
   /** A typed channel was named that is not in the channel map. */
   UnknownChannel: 'ERR_PG_IPC_UNKNOWN_CHANNEL',
@@ -81,14 +83,14 @@ export class PgIpcError extends Error {
 
 /** Thrown synchronously for a channel name PostgreSQL would reject or silently truncate. */
 export class InvalidChannelError extends PgIpcError {
-  constructor(message: string, channel: string) {
-    super(ErrorCode.InvalidChannel, message, { channel })
+  constructor(message: string, options: { readonly channel: string }) {
+    super(ErrorCode.InvalidChannel, message, options)
   }
 }
 
 /** Thrown for a typed channel named like an event the emitter itself uses. */
 export class ReservedChannelError extends PgIpcError {
-  constructor(channel: string) {
+  constructor({ channel }: { readonly channel: string }) {
     super(
       ErrorCode.ReservedChannel,
       `Channel name "${channel}" is reserved: it is an event of the emitter itself. Rename the channel (for example "${channel}Event").`,
@@ -99,8 +101,8 @@ export class ReservedChannelError extends PgIpcError {
 
 /** Thrown synchronously when a payload cannot be encoded as text for NOTIFY. */
 export class PayloadNotEncodableError extends PgIpcError {
-  constructor(message: string, channel: string, cause?: unknown) {
-    super(ErrorCode.PayloadNotEncodable, message, { channel, cause })
+  constructor(message: string, options: { readonly channel: string; readonly cause?: unknown }) {
+    super(ErrorCode.PayloadNotEncodable, message, options)
   }
 }
 
@@ -111,7 +113,7 @@ export class PayloadTooLargeError extends PgIpcError {
   /** The largest size PostgreSQL accepts (7999). */
   readonly limit: number
 
-  constructor(channel: string, bytes: number, limit: number) {
+  constructor({ channel, bytes, limit }: { readonly channel: string; readonly bytes: number; readonly limit: number }) {
     super(
       ErrorCode.PayloadTooLarge,
       `Payload for channel "${channel}" is ${bytes} bytes once encoded; PostgreSQL accepts at most ${limit}. ` +
@@ -125,20 +127,25 @@ export class PayloadTooLargeError extends PgIpcError {
 
 /** The instance was ended with `end()`: create a new one to keep going. */
 export class EndedError extends PgIpcError {
-  constructor(action: string, options: { readonly channel?: string | undefined; readonly detail?: string | undefined } = {}) {
+  /** `action`: what could not be done ("notify", "listen"); `detail`: why, when more than "the instance has ended". */
+  constructor({
+    action,
+    channel,
+    detail,
+  }: { readonly action: string; readonly channel?: string | undefined; readonly detail?: string | undefined }) {
     super(
       ErrorCode.Ended,
-      options.detail === undefined
-        ? `Cannot ${action}: this instance has ended. Create a new instance to send or listen again.`
-        : `Cannot ${action}${options.channel === undefined ? '' : ` on channel "${options.channel}"`}: ${options.detail}. Nothing was sent; create a new instance to send again.`,
-      { channel: options.channel },
+      detail === undefined
+        ? `Cannot ${action}${channel === undefined ? '' : ` on channel "${channel}"`}: this instance has ended. Create a new instance to send or listen again.`
+        : `Cannot ${action}${channel === undefined ? '' : ` on channel "${channel}"`}: ${detail}. Nothing was sent; create a new instance to send again.`,
+      { channel },
     )
   }
 }
 
 /** `listening(channel)` cannot resolve: the channel has no listener on this instance. */
 export class NotListeningError extends PgIpcError {
-  constructor(channel: string, reason: string) {
+  constructor({ channel, reason }: { readonly channel: string; readonly reason: string }) {
     super(
       ErrorCode.NotListening,
       `Not listening on channel "${channel}": ${reason}. Add a listener on the channel before waiting for its LISTEN.`,
@@ -157,7 +164,7 @@ export class QueryFailedError extends PgIpcError {
   /** The SQLSTATE code from PostgreSQL, when the server sent one. */
   readonly sqlState: string | undefined
 
-  constructor(command: LibraryCommand, channel: string | undefined, cause: unknown) {
+  constructor({ command, channel, cause }: { readonly command: LibraryCommand; readonly channel?: string | undefined; readonly cause: unknown }) {
     const sqlState = sqlStateOf(cause)
     super(
       ErrorCode.QueryFailed,
@@ -194,7 +201,7 @@ export class ConnectionLostError extends PgIpcError {
  * `whileDisconnected.maxWaitMs`, or `maxQueued` notifications were already waiting. It was not sent.
  */
 export class NotConnectedError extends PgIpcError {
-  constructor(channel: string, reason: string) {
+  constructor({ channel, reason }: { readonly channel: string; readonly reason: string }) {
     super(
       ErrorCode.NotConnected,
       `Notification on channel "${channel}" was not sent: ${reason}. It is safe to send it again later; raise whileDisconnected.maxWaitMs or maxQueued to wait longer.`,
@@ -208,7 +215,7 @@ export class BackpressureError extends PgIpcError {
   /** The configured limit of pending notifications. */
   readonly limit: number
 
-  constructor(channel: string, limit: number) {
+  constructor({ channel, limit }: { readonly channel: string; readonly limit: number }) {
     super(
       ErrorCode.Backpressure,
       `Notification on channel "${channel}" was not queued: ${limit} notifications are already waiting to be sent. ` +
@@ -224,7 +231,7 @@ export class UnsupportedSetupError extends PgIpcError {
   /** What was detected. */
   readonly setup: 'standby' | 'pooler'
 
-  constructor(setup: 'standby' | 'pooler') {
+  constructor({ setup }: { readonly setup: 'standby' | 'pooler' }) {
     super(
       ErrorCode.UnsupportedSetup,
       setup === 'standby'
@@ -242,7 +249,7 @@ export class UnsupportedSetupError extends PgIpcError {
  * not have been delivered. It is not resent, since that could deliver it twice.
  */
 export class NotifyOutcomeUnknownError extends PgIpcError {
-  constructor(channel: string, cause?: unknown) {
+  constructor({ channel, cause }: { readonly channel: string; readonly cause?: unknown }) {
     super(
       ErrorCode.OutcomeUnknown,
       `The connection was lost while the notification on channel "${channel}" was in flight: it may or may not have been delivered. ` +
@@ -254,9 +261,9 @@ export class NotifyOutcomeUnknownError extends PgIpcError {
 
 /** The reconnecting mode's `onConnect` hook threw or rejected; the connection is up and listening. */
 export class HookError extends PgIpcError {
-  constructor(cause: unknown) {
+  constructor({ cause }: { readonly cause: unknown }) {
     super(
-      ErrorCode.ListenerFailed,
+      ErrorCode.HookFailed,
       `The onConnect hook failed: ${messageOf(cause)}. The connection is up and listening anyway; the hook runs again after the next reconnect, so catch up there or retry inside the hook.`,
       { cause },
     )
@@ -265,13 +272,19 @@ export class HookError extends PgIpcError {
 
 /** A channel listener threw or rejected; `cause` is what it threw. The connection is unaffected. */
 export class ListenerError extends PgIpcError {
-  constructor(channel: string, cause: unknown) {
+  /** `event`: the channel (or the event) whose listener failed. */
+  constructor({ event, cause }: { readonly event: string; readonly cause: unknown }) {
     super(
       ErrorCode.ListenerFailed,
-      `A listener for channel "${channel}" failed: ${messageOf(cause)}. Other listeners and the connection are unaffected; handle errors inside the listener.`,
-      { channel, cause },
+      `A listener for ${isEventName(event) ? `the "${event}" event` : `channel "${event}"`} failed: ${messageOf(cause)}. Other listeners and the connection are unaffected; handle errors inside the listener.`,
+      { channel: isEventName(event) ? undefined : event, cause },
     )
   }
+}
+
+/** The emitters' own events (kept here so that errors stays a leaf; src/core/events.ts is the declaration). */
+function isEventName(name: string): boolean {
+  return ['listen', 'unlisten', 'notify', 'end', 'invalid', 'connect', 'reconnect', 'disconnect', 'newListener', 'removeListener'].includes(name)
 }
 
 /** @internal */
@@ -304,7 +317,7 @@ export class InvalidPayloadError extends PgIpcError {
   /** What zod found wrong, path by path. */
   readonly issues: readonly ValidationIssue[]
 
-  constructor(channel: string, issues: readonly ValidationIssue[], cause?: unknown) {
+  constructor({ channel, issues, cause }: { readonly channel: string; readonly issues: readonly ValidationIssue[]; readonly cause?: unknown }) {
     super(
       ErrorCode.InvalidPayload,
       `Payload for channel "${channel}" does not match its schema: ${describeIssues(issues)}. Nothing was sent; fix the value (see .issues).`,
@@ -316,7 +329,7 @@ export class InvalidPayloadError extends PgIpcError {
 
 /** A typed call named a channel that is not in the channel map (only possible from JavaScript). */
 export class UnknownChannelError extends PgIpcError {
-  constructor(channel: string, known: readonly string[]) {
+  constructor({ channel, known }: { readonly channel: string; readonly known: readonly string[] }) {
     super(
       ErrorCode.UnknownChannel,
       `Unknown channel "${channel}": it is not in this channel map (known: ${known.map((name) => `"${name}"`).join(', ') || 'none'}). Add it to defineChannels() or fix the name.`,
@@ -337,7 +350,19 @@ export class InvalidMessageError extends PgIpcError {
   /** What zod found wrong; empty when the payload was not JSON at all (see `cause`). */
   readonly issues: readonly ValidationIssue[]
 
-  constructor(channel: string, rawPayload: string, processId: number, issues: readonly ValidationIssue[], cause?: unknown) {
+  constructor({
+    channel,
+    rawPayload,
+    processId,
+    issues,
+    cause,
+  }: {
+    readonly channel: string
+    readonly rawPayload: string
+    readonly processId: number
+    readonly issues: readonly ValidationIssue[]
+    readonly cause?: unknown
+  }) {
     const what =
       issues.length > 0
         ? `does not match the channel's schema: ${describeIssues(issues)}`
@@ -358,7 +383,7 @@ export class InvalidMessageError extends PgIpcError {
 
 /** A schema that cannot be used on the wire: a one-way transform, or a wire form that is not JSON. */
 export class SchemaNotEncodableError extends PgIpcError {
-  constructor(channel: string, reason: string, cause?: unknown) {
+  constructor({ channel, reason, cause }: { readonly channel: string; readonly reason: string; readonly cause?: unknown }) {
     super(ErrorCode.SchemaNotEncodable, `Schema of channel "${channel}" cannot be sent: ${reason}`, { channel, cause })
   }
 }
@@ -368,7 +393,7 @@ export class BufferOverflowError extends PgIpcError {
   /** The buffer size that was exceeded. */
   readonly limit: number
 
-  constructor(channel: string, limit: number) {
+  constructor({ channel, limit }: { readonly channel: string; readonly limit: number }) {
     super(
       ErrorCode.BufferOverflow,
       `The messages() loop on channel "${channel}" fell more than ${limit} messages behind, so it was ended; later messages were not buffered. ` +

@@ -79,7 +79,7 @@ export function defineChannels<Schemas extends ChannelSchemas>(
   const map = Object.freeze({ ...schemas }) as Readonly<Schemas>
   const names = Object.freeze(Object.keys(map)) as readonly ChannelName<Schemas>[]
   for (const name of names) {
-    if (isReservedEvent(name)) throw new ReservedChannelError(name)
+    if (isReservedEvent(name)) throw new ReservedChannelError({ channel: name })
     assertChannelName(name)
     assertWireSchema(name, map[name])
   }
@@ -87,7 +87,7 @@ export function defineChannels<Schemas extends ChannelSchemas>(
   for (const name of names) wire[name] = wireSchemaOf(map[name], encodesAsIs(map[name]))
   const schemaOf = (name: string): WireSchema => {
     const schema = Object.hasOwn(map, name) ? wire[name] : undefined
-    if (schema === undefined) throw new UnknownChannelError(name, names)
+    if (schema === undefined) throw new UnknownChannelError({ channel: name, known: names })
     return schema
   }
   const set: ChannelSet<Schemas> = {

@@ -62,7 +62,7 @@ export function createMessageIterator<Item>(
     if (finished) return
     const waiter = waiting.shift()
     if (waiter !== undefined) waiter.resolve({ value: item, done: false })
-    else if (buffer.length >= bufferSize) fail(new BufferOverflowError(channel, bufferSize))
+    else if (buffer.length >= bufferSize) fail(new BufferOverflowError({ channel, limit: bufferSize }))
     else buffer.push(item)
   })
 

@@ -57,7 +57,7 @@ export function assertWireSchema(channel: string, schema: unknown): void {
     typeof (schema as { safeEncode?: unknown }).safeEncode !== 'function' ||
     typeof (schema as { safeDecode?: unknown }).safeDecode !== 'function'
   ) {
-    throw new SchemaNotEncodableError(channel, 'it is not a zod 4 schema. Pass a schema made with `z` from "zod" (v4).')
+    throw new SchemaNotEncodableError({ channel, reason: 'it is not a zod 4 schema. Pass a schema made with `z` from "zod" (v4).' })
   }
   const seen = new Set<string>()
   const ids = new WeakMap<object, number>()
@@ -70,19 +70,21 @@ export function assertWireSchema(channel: string, schema: unknown): void {
     seen.add(key)
     const def = node._zod.def
     if (def.type === 'transform') {
-      throw new SchemaNotEncodableError(
+      throw new SchemaNotEncodableError({
         channel,
-        `it uses .transform() at ${path}, which zod can only run one way, so the payload could not be encoded. ` +
+        reason:
+          `it uses .transform() at ${path}, which zod can only run one way, so the payload could not be encoded. ` +
           'Use z.codec(wireSchema, domainSchema, { decode, encode }) instead.',
-      )
+      })
     }
     const notJson = NOT_JSON[def.type]
     if (wire && notJson !== undefined) {
-      throw new SchemaNotEncodableError(
+      throw new SchemaNotEncodableError({
         channel,
-        `its wire form holds ${notJson} at ${path}, which JSON cannot carry. ` +
+        reason:
+          `its wire form holds ${notJson} at ${path}, which JSON cannot carry. ` +
           'Use a z.codec from a JSON type (for a Date: an ISO string) to the value you want.',
-      )
+      })
     }
     if (def.type === 'pipe') {
       // A codec or pipe: only its input side travels; its output side is the domain value.

@@ -257,7 +257,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    */
   notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     try {
-      if (this.#core.ended) throw new EndedError('notify', { channel: name })
+      if (this.#core.ended) throw new EndedError({ action: 'notify', channel: name })
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
       return this.#core.notifyText(name, text)
     } catch (error) {
@@ -293,7 +293,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     options?: MessagesOptions,
   ): MessageIterator<MessageOf<Schemas, Name>> {
     this.#schema(name)
-    if (this.#core.ended) throw new EndedError('iterate messages', { channel: name })
+    if (this.#core.ended) throw new EndedError({ action: 'iterate messages', channel: name })
     type Item = MessageOf<Schemas, Name>
     let loop: RunningLoop | undefined
     const iterator = createMessageIterator<Item>(
@@ -358,7 +358,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 
   #schema(name: string): WireSchema {
     const schema = this.#isChannel(name) ? this.#wire[name] : undefined
-    if (schema === undefined) throw new UnknownChannelError(name, Object.keys(this.#wire))
+    if (schema === undefined) throw new UnknownChannelError({ channel: name, known: Object.keys(this.#wire) })
     return schema
   }
 
@@ -368,13 +368,13 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 
   #add(event: string, listener: AnyFunction, once: boolean, prepend: boolean): this {
     if (!this.#isChannel(event)) {
-      if (!TYPED_LAYER_EVENTS.has(event as TypedLayerEvent)) throw new UnknownChannelError(event, Object.keys(this.#wire))
+      if (!TYPED_LAYER_EVENTS.has(event as TypedLayerEvent)) throw new UnknownChannelError({ channel: event, known: Object.keys(this.#wire) })
       if (once) this.#events.once(event, listener)
       else if (prepend) this.#events.prependListener(event, listener)
       else this.#events.on(event, listener)
       return this
     }
-    if (this.#core.ended) throw new EndedError(`listen on channel "${event}"`, { channel: event })
+    if (this.#core.ended) throw new EndedError({ action: 'listen', channel: event })
     if (once) {
       if (prepend) this.#channels.prependOnceListener(event, listener)
       else this.#channels.once(event, listener)

@@ -17,14 +17,13 @@ export function encodeCorePayload(channel: string, payload: unknown): string | u
       throw new PayloadNotEncodableError(
         `Payload for channel "${channel}" cannot be encoded as JSON: ${messageOf(error)}. ` +
           'Send plain data (convert BigInt to string, break cycles).',
-        channel,
-        error,
+        { channel, cause: error },
       )
     }
     if (text === undefined) {
       throw new PayloadNotEncodableError(
         `Payload for channel "${channel}" of type ${typeof payload} has no JSON form. Send plain data instead.`,
-        channel,
+        { channel },
       )
     }
   }
@@ -42,7 +41,7 @@ export function assertPayloadText(channel: string, text: string, form: 'text' | 
   if (text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
-      channel,
+      { channel },
     )
   }
   if (form === 'text' && !(text as string & { isWellFormed(): boolean }).isWellFormed()) {
@@ -50,13 +49,13 @@ export function assertPayloadText(channel: string, text: string, form: 'text' | 
       `Payload for channel "${channel}" contains a lone surrogate (half of a UTF-16 character pair, e.g. a string cut inside an emoji), ` +
         'which has no UTF-8 form: PostgreSQL would receive U+FFFD instead. Fix the text (toWellFormed() replaces it), ' +
         'or send it inside JSON (an object or array), which escapes it and delivers it exactly.',
-      channel,
+      { channel },
     )
   }
   // Fast path: a UTF-16 string of n units is at most 3n UTF-8 bytes.
   if (text.length * 3 <= MAX_PAYLOAD_BYTES) return
   const bytes = Buffer.byteLength(text, 'utf8')
-  if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError(channel, bytes, MAX_PAYLOAD_BYTES)
+  if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError({ channel, bytes, limit: MAX_PAYLOAD_BYTES })
 }
 
 /** pg-ipc's decoding: JSON when it parses, the raw text otherwise (so `''` stays `''`). */

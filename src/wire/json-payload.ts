@@ -58,9 +58,9 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
       : /promise|async/i.test(text)
         ? ' Schemas on channels must be synchronous.'
         : ' Check the value and the schema\'s encode functions.'
-    throw new SchemaNotEncodableError(channel, `encoding the payload failed: ${text}.${hint}`, error)
+    throw new SchemaNotEncodableError({ channel, reason: `encoding the payload failed: ${text}.${hint}`, cause: error })
   }
-  if (!result.success) throw new InvalidPayloadError(channel, toIssues(result.error?.issues ?? []))
+  if (!result.success) throw new InvalidPayloadError({ channel, issues: toIssues(result.error?.issues ?? []) })
   const wire = result.data
   let text: string | undefined
   try {
@@ -70,12 +70,11 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" cannot be encoded as JSON: ${messageOf(error)}. ` +
         'Send plain data (convert BigInt to string, break cycles), or tighten the channel\'s schema.',
-      channel,
-      error,
+      { channel, cause: error },
     )
   }
   if (text === undefined) {
-    throw new SchemaNotEncodableError(channel, 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).')
+    throw new SchemaNotEncodableError({ channel, reason: 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).' })
   }
   assertPayloadText(channel, text, 'json')
   return text
@@ -102,7 +101,7 @@ export function decodeJsonPayload(
       try {
         parsed = JSON.parse(rawPayload) // throws: the SyntaxError is the cause we report
       } catch (error) {
-        return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+        return { ok: false, error: new InvalidMessageError({ channel, rawPayload, processId, issues: [], cause: error }) }
       }
     }
   }
@@ -110,11 +109,11 @@ export function decodeJsonPayload(
   try {
     result = schema.safeDecode(parsed)
   } catch (error) {
-    return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, [], error) }
+    return { ok: false, error: new InvalidMessageError({ channel, rawPayload, processId, issues: [], cause: error }) }
   }
   if (!result.success) {
     const issues: ValidationIssue[] = toIssues(result.error?.issues ?? [])
-    return { ok: false, error: new InvalidMessageError(channel, rawPayload, processId, issues, result.error) }
+    return { ok: false, error: new InvalidMessageError({ channel, rawPayload, processId, issues, cause: result.error }) }
   }
   return { ok: true, value: result.data }
 }
