@@ -2,6 +2,7 @@
 // transactions AND by the library, as pg-ipc's README does. Everything here goes through pg and a
 // real PostgreSQL; nothing is mocked. Waits never sleep: they await an event or a query, and every
 // one of them has a timeout whose message says what it waited for.
+import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net'
 import pg from 'pg'
 import { onTestFinished } from 'vitest'
 import { z } from 'zod'
@@ -70,7 +71,9 @@ export function pidOf(client: pg.Client): number {
 /** The server's notices on a client (its 'notice' events), in order. */
 export function recordNotices(client: pg.Client): string[] {
   const notices: string[] = []
-  client.on('notice', (notice: { message?: string }) => notices.push(String(notice.message)))
+  client.on('notice', (notice) => {
+    notices.push(String(notice.message))
+  })
   return notices
 }
 
@@ -249,4 +252,62 @@ export async function latin1Database(): Promise<string> {
 export function whenClosed(client: pg.Client): Promise<void> {
   client.on('error', () => undefined)
   return new Promise((resolve) => client.once('end', () => resolve()))
+}
+
+/**
+ * A loopback TCP proxy in front of a (private) server that cuts a connection, both ways and with
+ * nothing forwarded, at the first chunk the client sends for which `cut(chunk, index)` is true
+ * (`index`: 0 for the first connection through the proxy, 1 for the second...). The way to lose a
+ * connection at an exact point of the protocol (say, while its LISTEN is in flight) without touching
+ * pg or the library. Closed after the test.
+ */
+export async function cuttingProxy(
+  target: { host: string; port: number },
+  cut: (chunk: Buffer, index: number) => boolean,
+): Promise<{ url(url: string): string; readonly cuts: number }> {
+  const sockets = new Set<Socket>()
+  let connections = 0
+  let cuts = 0
+  const track = (socket: Socket): void => {
+    sockets.add(socket)
+    socket.on('error', () => undefined)
+    socket.once('close', () => sockets.delete(socket))
+  }
+  const server = createServer((client) => {
+    const index = connections++
+    track(client)
+    const upstream = tcpConnect({ host: target.host, port: target.port })
+    track(upstream)
+    const killBoth = (): void => {
+      for (const socket of [client, upstream]) if (!socket.destroyed) socket.resetAndDestroy()
+    }
+    client.on('data', (chunk: Buffer) => {
+      if (cut(chunk, index)) {
+        cuts += 1
+        killBoth()
+        return
+      }
+      upstream.write(chunk)
+    })
+    upstream.on('data', (chunk: Buffer) => client.write(chunk))
+    client.once('close', killBoth)
+    upstream.once('close', killBoth)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  onTestFinished(async () => {
+    for (const socket of sockets) socket.destroy()
+    await new Promise<void>((resolve) => server.close(() => resolve()))
+  })
+  const address = server.address() as AddressInfo
+  return {
+    url: (url) => {
+      const parsed = new URL(url)
+      parsed.hostname = '127.0.0.1'
+      parsed.port = String(address.port)
+      return parsed.toString()
+    },
+    get cuts() {
+      return cuts
+    },
+  }
 }
