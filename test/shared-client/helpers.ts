@@ -311,3 +311,18 @@ export async function cuttingProxy(
     },
   }
 }
+
+/**
+ * Ends a library instance after the test even when the test failed half-way (registered after the
+ * server and clients it uses, so it runs before they go: onTestFinished hooks run in reverse order).
+ * Bounded, and quiet: a cleanup must not mask the test's own result.
+ */
+export function endAfterTest<Instance extends { end(): Promise<void>; on(event: 'error', listener: (error: never) => void): unknown }>(
+  instance: Instance,
+): Instance {
+  onTestFinished(async () => {
+    instance.on('error', () => undefined)
+    await within(instance.end(), 'end() in the cleanup', 5_000).catch(() => undefined)
+  })
+  return instance
+}

@@ -27,6 +27,7 @@ import {
   busyWait,
   connectWith,
   count,
+  endAfterTest,
   latin1Database,
   nextTurn,
   pidOf,
@@ -489,7 +490,7 @@ describe('8.4 order through an outage (reconnecting mode)', () => {
       const channel = uniqueChannel('order')
       const observer = await Observer.start([channel], server.connectionString)
       const owned = ownedClients(server.connectionString)
-      const ipc = pgIPC({ connect: owned.connect, retry: { initialDelayMs: 20, maxDelayMs: 200 } })
+      const ipc = endAfterTest(pgIPC({ connect: owned.connect, retry: { initialDelayMs: 20, maxDelayMs: 200 } }))
       const errors = errorsOf(ipc)
       ipc.on(channel, () => {})
       await waitFor(ipc, 'connect', { rejectOnError: false })
@@ -799,7 +800,7 @@ describe('8.8 a health check never kills a healthy, busy connection', () => {
     const channel = uniqueChannel('busy')
     const observer = await Observer.start([channel], server.connectionString)
     const owned = ownedClients(server.connectionString)
-    const ipc = pgIPC({ connect: owned.connect, healthCheck: { intervalMs: 50, timeoutMs: 200 } })
+    const ipc = endAfterTest(pgIPC({ connect: owned.connect, healthCheck: { intervalMs: 50, timeoutMs: 200 } }))
     const errors = errorsOf(ipc)
     const disconnects: string[] = []
     ipc.on('disconnect', (error) => disconnects.push(error.message))

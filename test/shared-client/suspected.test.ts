@@ -14,7 +14,7 @@ import {
 } from '../../src/index.js'
 import { connect, listeningChannels, privateServer, uniqueChannel, waitFor } from '../support/db.js'
 import { adminClient, nextReconnect, ownedClients, recordEvents } from '../reconnect/helpers.js'
-import { Observer, cuttingProxy, settledWithin, typedChannels, whenClosed, within } from './helpers.js'
+import { Observer, cuttingProxy, endAfterTest, settledWithin, typedChannels, whenClosed, within } from './helpers.js'
 
 describe('suspected: a connection lost while (re)connecting is a disconnect, retried with backoff', () => {
   it("suspected: a connection lost during onConnect emits 'disconnect', drops the dead connection, and retries with backoff", async () => {
@@ -28,7 +28,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const retry = { initialDelayMs: 100, maxDelayMs: 100 }
     let hookCalls = 0
     let killedPid: number | undefined
-    const ipc = pgIPC({
+    const ipc = endAfterTest(pgIPC({
       connect: owned.connect,
       retry,
       onConnect: async (info) => {
@@ -40,7 +40,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
         await admin.query('SELECT pg_terminate_backend($1)', [info.processId])
         await gone
       },
-    })
+    }))
     const errors: PgIpcErrorType[] = []
     ipc.on('error', (error) => errors.push(error))
     const events = recordEvents(ipc, ['connect', 'disconnect', 'reconnect'])
@@ -80,7 +80,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const made: number[] = []
     owned.events.on('made', () => made.push(performance.now()))
     const retry = { initialDelayMs: 100, maxDelayMs: 100 }
-    const ipc = pgIPC({ connect: owned.connect, retry })
+    const ipc = endAfterTest(pgIPC({ connect: owned.connect, retry }))
     const errors: PgIpcErrorType[] = []
     ipc.on('error', (error) => errors.push(error))
     const events = recordEvents(ipc, ['connect', 'disconnect', 'reconnect'])
@@ -107,7 +107,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const made: number[] = []
     owned.events.on('made', () => made.push(performance.now()))
     const retry = { initialDelayMs: 200, maxDelayMs: 200 }
-    const ipc = pgIPC({ connect: owned.connect, retry, healthCheck: false })
+    const ipc = endAfterTest(pgIPC({ connect: owned.connect, retry, healthCheck: false }))
     ipc.on('error', () => undefined)
     const disconnects: number[] = []
     ipc.on('disconnect', () => disconnects.push(performance.now()))
