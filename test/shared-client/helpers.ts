@@ -95,13 +95,13 @@ export function userQuery<Row extends pg.QueryResultRow = pg.QueryResultRow>(
 }
 
 /** A table of the user's, private to the session: what their transactions write. */
-export async function userTable(client: pg.Client): Promise<{ rows(): Promise<number[]> }> {
-  const table = uniqueChannel('rows')
-  await userQuery(client, `CREATE TEMP TABLE ${table} (n int)`)
+export async function userTable(client: pg.Client): Promise<{ readonly name: string; rows(): Promise<number[]> }> {
+  const name = uniqueChannel('rows')
+  await userQuery(client, `CREATE TEMP TABLE ${name} (n int)`)
   return {
-    rows: async () => (await userQuery<{ n: number }>(client, `SELECT n FROM ${table} ORDER BY n`)).rows.map((row) => row.n),
-    toString: () => table,
-  } as { rows(): Promise<number[]>; toString(): string }
+    name,
+    rows: async () => (await userQuery<{ n: number }>(client, `SELECT n FROM ${name} ORDER BY n`)).rows.map((row) => row.n),
+  }
 }
 
 export interface Delivered {

@@ -11,7 +11,10 @@
 //   the world:   connection kills (pg_terminate_backend from an admin connection), a new client
 //                after a kill (sometimes created before it connects), a client with query_timeout
 //                and synchronous event-loop stalls (the library's statement in flight, pg's timer
-//                firing before the answer is read).
+//                firing before the answer is read);
+//   and, in half the runs, a reconnecting-mode typed instance (it owns its connection) sending on
+//   the same channels through outages: killed while sending, sending while down, sending the
+//   moment its LISTEN is back.
 //
 // After each run it checks, against the server's ground truth:
 //   - the user's rows are exactly those of their committed transactions (the admin connection reads them);
@@ -19,21 +22,45 @@
 //     one reported "outcome unknown" (ERR_PG_IPC_OUTCOME_UNKNOWN) at most once; delivered payloads
 //     are byte for byte the sent ones; what a sender's calls delivered is in call order. A separate
 //     observer connection LISTENs on every channel, and a sentinel sent after everything settled
-//     (commit order across connections is delivery order) tells when it has seen everything;
+//     (commit order across connections is delivery order) tells when it has seen everything.
+//     (A core failure is an 'error' event without the payload, so for the core "failed => never
+//     delivered" is checked per channel: what was delivered without a 'notify' event needs an
+//     'outcome unknown' error on that channel. The typed layer is checked per call.);
 //   - pg_listening_channels() on the shared client equals the channels with listeners (the user
-//     outside any transaction, everything settled), and is empty after end();
+//     outside any transaction, everything settled), and holds none of them after end(), even
+//     when the user runs BEGIN ... ROLLBACK while the instances end;
 //   - every promise and iterator settles, within SETTLE_MS: listening(), typed notify(), messages()
-//     loops whose channel was removed, thrown or whose connection died, end(); core notify()s are
-//     all reported ('notify' or 'error') once end() resolved;
-//   - no server notice about the transaction state on the user's client.
+//     loops whose channel was removed, that were thrown or whose connection died, end(); every core
+//     notify() is reported ('notify' or 'error') before end() resolves;
+//   - no server notice about the transaction state on the user's client, and no user query fails
+//     but the ones the user made fail.
 //
-// The command sequence is deterministic (seed, run count); the timing of a real server is not, so
-// a run explores an interleaving, and the invariants must hold for every one.
+// The command sequence is deterministic (SEED, NUM_RUNS); the timing of a real server is not, so a
+// run explores an interleaving, and the invariants must hold for every one. (pg prints its "already
+// executing a query" DeprecationWarning once: the simulated user does not await every query.)
 //
-// What this finds on the core before the issue-8 rewrite (SEED 8008, 60 runs, measured by running
-// with SHARED_MODEL_REPORT=1, which runs every run, attributes each violation to an item of the
-// issue, prints a table, and never fails). See the table in the final report / commit message.
-//   RESULTS_PLACEHOLDER
+// What it finds on the core before the issue-8 rewrite: SEED 8008, 200 runs, SHARED_MODEL_REPORT=1
+// (runs every run, attributes each finding to an item of the issue, prints the table, never fails),
+// twice; the runs below found the item both times (run numbers are 1-based, in fast-check's order).
+// Runs with no finding took a median 49 ms (slowest 395 ms); the whole report ~4 minutes because a
+// run that finds a hang waits SETTLE_MS per phase.
+//   8.1 (a statement inside the user's transaction): 18 runs, e.g. 2, 26, 52, 75, 79, 83, 88, 90
+//       (notices "there is already/no transaction in progress", rows of a rolled back transaction,
+//       a notification reported sent and never delivered);
+//   8.2 (query_timeout: resent after commit): 18 runs, e.g. 16, 32, 72, 73, 88, 90, 99, 101
+//       (delivered twice; reported failed yet delivered);
+//   8.3 (listening()/loops never settle): 23 runs, e.g. 36, 42, 44, 54, 56, 58, 62, 64;
+//   8.4 (order through an outage, reconnecting mode): 31 runs, e.g. 17, 19, 24, 27, 38, 41, 44, 48;
+//   8.5 (messages(): two next(), throw(), removeAllListeners): 63 runs, e.g. 3, 8, 16, 17, 18, 23;
+//   8.6 (lone surrogate not refused, altered payload delivered, the user's query failing with
+//       "current transaction is aborted"): 67 runs, e.g. 2, 3, 6, 7, 19, 20, 21;
+//   8.7 (notifications of a never-connected client never settle): 32 runs, e.g. 6, 7, 10, 14, 24;
+//   8.9 (channels still LISTENed after end()): 47 runs, e.g. 2, 4, 5, 10, 11, 18, 20;
+//   suspected (a loss during the re-LISTEN: no 'disconnect', an 'error' instead): run 84 (and 21,
+//       32, 153 in one of the two);
+//   8.8 (health check under a 10,000-notify backlog): not found, by design: it needs the
+//       reconnecting mode's health check (5 s by default) and a backlog far beyond a sub-second run;
+//       test/shared-client/issue-8.test.ts and reconnecting.test.ts cover it.
 import fc from 'fast-check'
 import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -52,9 +79,11 @@ import { databaseUrl, uniqueChannel } from '../support/db.js'
 import { busyWait, nextTurn, typedChannels, transactionNotices } from './helpers.js'
 
 const SEED = Number(process.env.SHARED_MODEL_SEED ?? 8008)
-const NUM_RUNS = Number(process.env.SHARED_MODEL_RUNS ?? 60)
+const NUM_RUNS = Number(process.env.SHARED_MODEL_RUNS ?? 200)
 /** Runs every run, prints which item of issue 8 each run's violations point at, never fails. */
 const REPORT = process.env.SHARED_MODEL_REPORT === '1'
+/** Report mode: only these runs (by number), e.g. SHARED_MODEL_ONLY=9,21. */
+const ONLY = new Set((process.env.SHARED_MODEL_ONLY ?? '').split(',').filter(Boolean).map(Number))
 /** Bound of each settle phase (every wait of a phase shares it). Generous: nothing legit takes 100 ms. */
 const SETTLE_MS = Number(process.env.SHARED_MODEL_SETTLE_MS ?? 3_000)
 /** The library's client-side timeout in the runs that have one; user queries set their own. */
@@ -83,8 +112,19 @@ type Cmd =
   | { readonly t: 'kill'; readonly awaited: boolean }
   | { readonly t: 'renew'; readonly lazy: boolean }
   | { readonly t: 'connect' }
-  | { readonly t: 'stall'; readonly ms: number; readonly afterTick: boolean }
+  | { readonly t: 'stall'; readonly ms: number; readonly when: 'now' | 'microtasks' | 'turn' }
   | { readonly t: 'tick' }
+  // A reconnecting-mode instance (it owns its connection) in the same runs: order through outages.
+  | { readonly t: 'rnotify'; readonly ch: Ch; readonly payloads: readonly PayloadSpec[] }
+  | { readonly t: 'rkill' }
+  | { readonly t: 'rlistenThen'; readonly ch: Ch; readonly payloads: readonly PayloadSpec[] }
+  | {
+      readonly t: 'routage'
+      readonly ch: Ch
+      readonly during: readonly PayloadSpec[]
+      readonly after: readonly PayloadSpec[]
+      readonly when: 'listening' | 'reconnect' | 'later'
+    }
 
 interface RunConfig {
   /** The shared client has query_timeout (the library's statements time out under stalls). */
@@ -93,6 +133,10 @@ interface RunConfig {
   readonly startLazy: boolean
   /** How the user ends a transaction still open at the end of the run. */
   readonly finalCommit: boolean
+  /** The user runs BEGIN ... ROLLBACK while the instances end. */
+  readonly busyAtEnd: boolean
+  /** A reconnecting-mode instance takes part (the r* commands). */
+  readonly reconnecting: boolean
 }
 
 /** Payload texts: unicode, quotes, emoji, backslashes, JSON look-alikes, line separators. */
@@ -146,9 +190,17 @@ function show(cmd: Cmd): string {
     case 'connect':
       return 'connect'
     case 'stall':
-      return `stall(${cmd.ms}${cmd.afterTick ? ', after a turn' : ''})`
+      return `stall(${cmd.ms}, ${cmd.when})`
     case 'tick':
       return 'tick'
+    case 'rnotify':
+      return `rec.notify(c${cmd.ch}, ${cmd.payloads.length})`
+    case 'rkill':
+      return 'rec.kill~'
+    case 'routage':
+      return `rec.outage(${cmd.during.length} during, ${cmd.after.length} ${cmd.when === 'later' ? 'later' : `at ${cmd.when}`})`
+    case 'rlistenThen':
+      return `rec.listening(c${cmd.ch}).then(notify ${cmd.payloads.length})`
   }
 }
 
@@ -191,21 +243,60 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
     arbitrary: printable(fc.record({ t: fc.constant('messages' as const), ch: chArb, take: fc.integer({ min: 1, max: 3 }), twoAtOnce: fc.boolean() })),
   },
   { weight: 1, arbitrary: printable(fc.record({ t: fc.constant('iterThrow' as const), pick: fc.nat(7) })) },
-  { weight: 1, arbitrary: printable(fc.record({ t: fc.constant('end' as const), layer: layerArb })) },
+  { weight: 2, arbitrary: printable(fc.record({ t: fc.constant('end' as const), layer: layerArb })) },
   { weight: 1, arbitrary: printable(fc.record({ t: fc.constant('kill' as const), awaited: awaitedArb })) },
   { weight: 2, arbitrary: printable(fc.record({ t: fc.constant('renew' as const), lazy: fc.boolean() })) },
   { weight: 1, arbitrary: printable(fc.constant<Cmd>({ t: 'connect' })) },
-  { weight: 2, arbitrary: printable(fc.record({ t: fc.constant('stall' as const), ms: fc.integer({ min: 40, max: 90 }), afterTick: fc.boolean() })) },
+  {
+    weight: 3,
+    arbitrary: printable(
+      fc.record({
+        t: fc.constant('stall' as const),
+        ms: fc.integer({ min: 40, max: 90 }),
+        when: fc.constantFrom('now' as const, 'microtasks' as const, 'microtasks' as const, 'turn' as const),
+      }),
+    ),
+  },
   { weight: 4, arbitrary: printable(fc.constant<Cmd>({ t: 'tick' })) },
+  {
+    weight: 3,
+    arbitrary: printable(fc.record({ t: fc.constant('rnotify' as const), ch: chArb, payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }) })),
+  },
+  { weight: 1, arbitrary: printable(fc.constant<Cmd>({ t: 'rkill' })) },
+  {
+    weight: 2,
+    arbitrary: printable(
+      fc.record({
+        t: fc.constant('routage' as const),
+        ch: chArb,
+        during: fc.array(payloadArb, { maxLength: 3 }),
+        after: fc.array(payloadArb, { minLength: 1, maxLength: 3 }),
+        when: fc.constantFrom('listening' as const, 'reconnect' as const, 'later' as const),
+      }),
+    ),
+  },
+  {
+    weight: 1,
+    arbitrary: printable(fc.record({ t: fc.constant('rlistenThen' as const), ch: chArb, payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }) })),
+  },
 )
 
 const configArb: fc.Arbitrary<RunConfig> = fc.record({
   queryTimeout: fc.boolean(),
   startLazy: fc.nat(5).map((n) => n === 0),
   finalCommit: fc.boolean(),
+  busyAtEnd: fc.boolean(),
+  reconnecting: fc.boolean(),
 })
 
 // ---- the run --------------------------------------------------------------------------------------
+
+/** Label of the suspected item "a connection lost during re-LISTEN or onConnect emits no disconnect". */
+const SUSPECTED_LOSS_WHILE_CONNECTING = 10
+
+function label(bug: number): string {
+  return bug === 0 ? 'other' : bug === SUSPECTED_LOSS_WHILE_CONNECTING ? 'suspected: loss while reconnecting' : `8.${bug}`
+}
 
 /** A finding: which item of issue 8 it points at (0: none of the nine), and what happened. */
 interface Violation {
@@ -223,8 +314,8 @@ interface Tracked<T> {
 }
 
 function track<T>(label: string, promise: Promise<T>): Tracked<T> {
-  const tracked: Tracked<T> = { label, promise: promise, outcome: { status: 'pending' } }
-  ;(tracked as { promise: Promise<unknown> }).promise = promise.then(
+  const tracked: { label: string; promise: Promise<unknown>; outcome: Outcome<T> } = { label, promise, outcome: { status: 'pending' } }
+  tracked.promise = promise.then(
     (value) => {
       tracked.outcome = { status: 'fulfilled', value }
     },
@@ -274,6 +365,10 @@ interface CoreInstance {
   readonly listeners: { readonly ch: string; readonly fn: (...args: unknown[]) => void }[]
   ended: boolean
   end?: Tracked<void>
+  /** end() was called before its client connected (issue 8.7's case). */
+  endedUnconnected?: boolean
+  /** What had not settled when end() resolved. */
+  unsettledAtEnd?: string[]
 }
 
 interface TypedInstance {
@@ -283,6 +378,8 @@ interface TypedInstance {
   readonly listeners: { readonly ch: string; readonly fn: (...args: unknown[]) => void }[]
   ended: boolean
   end?: Tracked<void>
+  endedUnconnected?: boolean
+  unsettledAtEnd?: string[]
 }
 
 interface UserQuery {
@@ -378,6 +475,19 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
 
   const gens: Gen[] = []
   const calls: NotifyCall[] = []
+  /** Stands for the reconnecting instance's connection(s) in the bookkeeping of calls. */
+  const recGen: Gen = {
+    id: 0,
+    client: observer,
+    notices: [],
+    connected: true,
+    killed: false,
+    closed: undefined,
+    pid: undefined,
+    cores: [],
+    typeds: [],
+    tx: undefined,
+  }
   const keyToSender = new Map<string, string>()
   const listenings: { gen: Gen; t: Tracked<void> }[] = []
   const loops: Loop[] = []
@@ -391,6 +501,18 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     ...(config.queryTimeout ? { query_timeout: QUERY_TIMEOUT_MS } : {}),
   })
 
+  /** The test's own handlers on an instance (again after a removeAllListeners() took them away). */
+  const attachCoreHandlers = (instance: CoreInstance): void => {
+    instance.ipc.on('error', (error: PgIpcErrorType) => instance.errors.push(error))
+    instance.ipc.on('notify', (channel: string, payload: unknown) => {
+      const key = `${channel}\u0000${corePayloadText(payload)}`
+      instance.sent.set(key, (instance.sent.get(key) ?? 0) + 1)
+    })
+  }
+  const attachTypedHandlers = (instance: TypedInstance): void => {
+    instance.ipc.on('error', (error) => instance.errors.push(error))
+    instance.ipc.on('invalid', () => undefined) // the core's raw texts are not JSON: not what is tested here
+  }
   const newCore = (gen: Gen): CoreInstance => {
     instanceCounter += 1
     const instance: CoreInstance = {
@@ -401,14 +523,7 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       listeners: [],
       ended: false,
     }
-    const onError = (error: PgIpcErrorType): void => {
-      instance.errors.push(error)
-    }
-    instance.ipc.on('error', onError)
-    instance.ipc.on('notify', (channel: string, payload: unknown) => {
-      const key = `${channel}\u0000${corePayloadText(payload)}`
-      instance.sent.set(key, (instance.sent.get(key) ?? 0) + 1)
-    })
+    attachCoreHandlers(instance)
     gen.cores.push(instance)
     return instance
   }
@@ -421,21 +536,9 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       listeners: [],
       ended: false,
     }
-    instance.ipc.on('error', (error) => instance.errors.push(error))
-    instance.ipc.on('invalid', () => undefined) // the core's raw texts are not JSON: not what is tested here
+    attachTypedHandlers(instance)
     gen.typeds.push(instance)
     return instance
-  }
-  const reattachCoreHandlers = (instance: CoreInstance): void => {
-    instance.ipc.on('error', (error: PgIpcErrorType) => instance.errors.push(error))
-    instance.ipc.on('notify', (channel: string, payload: unknown) => {
-      const key = `${channel}\u0000${corePayloadText(payload)}`
-      instance.sent.set(key, (instance.sent.get(key) ?? 0) + 1)
-    })
-  }
-  const reattachTypedHandlers = (instance: TypedInstance): void => {
-    instance.ipc.on('error', (error) => instance.errors.push(error))
-    instance.ipc.on('invalid', () => undefined)
   }
 
   const newGen = async (lazy: boolean): Promise<Gen> => {
@@ -478,6 +581,18 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     return last.ended ? newTyped(gen) : last
   }
 
+  /** Ends an instance; when end() resolves, notes which of its notifications had not settled. */
+  const endInstance = (g: Gen, instance: CoreInstance | TypedInstance): void => {
+    instance.ended = true
+    instance.endedUnconnected = !g.connected
+    const ending = instance.ipc.end().then(() => {
+      const pending = calls.filter((call) => call.sender === instance.name && call.typed?.outcome.status === 'pending').map((call) => call.raw)
+      if ('sent' in instance) pending.push(...coreUnreported(instance, calls))
+      instance.unsettledAtEnd = pending
+    })
+    instance.end = track(`${instance.name}.end()`, ending)
+  }
+
   // ---- the user's queries ----
   const userQuery = (gen: Gen, what: string, text: string, values: unknown[], expected: RegExp | undefined): UserQuery => {
     const promise = gen.client.query({ text, values, query_timeout: 600_000 } as pg.QueryConfig)
@@ -492,6 +607,31 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
   }
 
   let gen = await newGen(config.startLazy)
+  // The reconnecting-mode sender: its own connection, made by the library, LISTENing on every channel.
+  const rec = config.reconnecting
+    ? channels.attach({ connect: () => new pg.Client({ connectionString: url }), retry: { initialDelayMs: 5, maxDelayMs: 40 } })
+    : undefined
+  const recErrors: PgIpcErrorType[] = []
+  let recEnd: Tracked<void> | undefined
+  if (rec !== undefined) {
+    rec.on('error', (error) => recErrors.push(error))
+    rec.on('invalid', () => undefined)
+    for (const name of names) rec.on(name, () => undefined)
+    const connected = new Promise<void>((resolve) => rec.once('connect', () => resolve()))
+    if ((await settleAll([track('the reconnecting instance to connect', connected)])).length > 0) violate(0, 'the reconnecting instance never connected')
+  }
+  const recSend = (ch: Ch, payloads: readonly PayloadSpec[]): void => {
+    if (rec === undefined) return
+    for (const spec of payloads) {
+      counter += 1
+      const value = payloadValue('typed', spec, counter, 'rec')
+      const raw = JSON.stringify(value)
+      const key = `${chName(ch)}\u0000${raw}`
+      keyToSender.set(key, 'rec')
+      const promise = rec.notify(chName(ch), value)
+      calls.push({ gen: recGen, sender: 'rec', layer: 'typed', ch: chName(ch), raw, key, typed: track(`rec notify ${raw}`, promise), bad: false })
+    }
+  }
   const insertSql = `INSERT INTO ${rowsTable} (run, tx, k) VALUES ($1, $2, $3)`
 
   try {
@@ -582,11 +722,11 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           if (cmd.layer === 'core') {
             const instance = currentCore(gen)
             instance.ipc.removeAllListeners()
-            reattachCoreHandlers(instance)
+            attachCoreHandlers(instance)
           } else {
             const instance = currentTyped(gen)
             instance.ipc.removeAllListeners()
-            reattachTypedHandlers(instance)
+            attachTypedHandlers(instance)
             for (const loop of loops) if (loop.instance === instance) loop.mustEnd = true
           }
           break
@@ -675,12 +815,9 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           loop.thrown = track(`throw() of loop #${loop.id}`, loop.iterator.throw(loop.thrownError))
           break
         }
-        case 'end': {
-          const instance = cmd.layer === 'core' ? currentCore(gen) : currentTyped(gen)
-          instance.ended = true
-          instance.end = track(`${instance.name}.end()`, instance.ipc.end())
+        case 'end':
+          endInstance(gen, cmd.layer === 'core' ? currentCore(gen) : currentTyped(gen))
           break
-        }
         case 'kill': {
           if (!gen.connected || gen.killed) break
           gen.killed = true
@@ -704,13 +841,56 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
         }
         case 'stall': {
           if (!config.queryTimeout) break
-          if (cmd.afterTick) await nextTurn()
+          // 'microtasks': once the library has handed over what the previous commands queued (it
+          // does so in a microtask), while the statement is on the wire; 'turn': a turn later.
+          if (cmd.when === 'microtasks') for (let hop = 0; hop < 8; hop++) await Promise.resolve()
+          if (cmd.when === 'turn') await nextTurn()
           busyWait(cmd.ms)
           break
         }
         case 'tick':
           await nextTurn()
           break
+        case 'rnotify':
+          recSend(cmd.ch, cmd.payloads)
+          break
+        case 'rkill': {
+          // Not awaited: notifications may be in flight on the dying connection.
+          const pid = rec?.processId
+          if (pid !== undefined) void admin.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined)
+          break
+        }
+        case 'routage': {
+          // An outage as the application sees it: the connection dies, the app learns it from
+          // 'disconnect' and keeps sending; it sends again once LISTEN is back (or it reconnected).
+          const pid = rec?.processId
+          if (rec === undefined || pid === undefined) break
+          const disconnected = new Promise<void>((resolve) => rec.once('disconnect', () => resolve()))
+          void admin.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined)
+          if ((await settleAll([track("the reconnecting instance's 'disconnect'", disconnected)])).length > 0) {
+            violate(SUSPECTED_LOSS_WHILE_CONNECTING, "the reconnecting instance never emitted 'disconnect' after its backend was terminated")
+            break
+          }
+          recSend(cmd.ch, cmd.during)
+          if (cmd.when === 'listening') {
+            const listened = rec.listening(chName(cmd.ch))
+            listenings.push({ gen: recGen, t: track(`rec listening(c${cmd.ch}) during an outage`, listened) })
+            void listened.then(() => recSend(cmd.ch, cmd.after), () => undefined)
+          } else if (cmd.when === 'reconnect') {
+            rec.once('reconnect', () => recSend(cmd.ch, cmd.after))
+          } else {
+            recSend(cmd.ch, cmd.after)
+          }
+          break
+        }
+        case 'rlistenThen': {
+          if (rec === undefined) break
+          // Sends the moment the LISTEN is (back) on, as "LISTEN first, then act" code does.
+          const listened = rec.listening(chName(cmd.ch))
+          listenings.push({ gen: recGen, t: track(`rec listening(c${cmd.ch})`, listened) })
+          void listened.then(() => recSend(cmd.ch, cmd.payloads), () => undefined)
+          break
+        }
       }
     }
     trace.push('(settle)')
@@ -764,7 +944,7 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     for (const g of connectedGens) {
       for (const instance of g.cores) {
         const ok = await until(instance.ipc as unknown as Parameters<typeof until>[0], ['notify', 'error'], () => coreUnreported(instance, calls).length === 0)
-        if (!ok) violate(0, `${instance.name}: core notifications never reported before end(): ${coreUnreported(instance, calls).join(', ')}`)
+        if (!ok) violate(instance.endedUnconnected === true ? 7 : 0, `${instance.name}: core notifications never reported before end(): ${coreUnreported(instance, calls).join(', ')}`)
       }
     }
 
@@ -803,7 +983,8 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
         if (sameList(actual, expected)) break
       }
       if (!sameList(actual, expected)) {
-        violate(1, `pg_listening_channels() = [${actual.map((n) => `c${names.indexOf(n)}`).join(', ')}] but the channels with listeners are [${expected.map((n) => `c${names.indexOf(n)}`).join(', ')}]`)
+        // A LISTEN/UNLISTEN ran inside the user's transaction and their ROLLBACK undid it: end()'s (8.9) or another's (8.1).
+        violate(gen.cores.some((i) => i.ended) || gen.typeds.some((i) => i.ended) ? 9 : 1, `pg_listening_channels() = [${actual.map((n) => `c${names.indexOf(n)}`).join(', ')}] but the channels with listeners are [${expected.map((n) => `c${names.indexOf(n)}`).join(', ')}]`)
       }
     }
 
@@ -811,12 +992,31 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     for (const g of gens) {
       for (const instance of [...g.cores, ...g.typeds]) {
         if (instance.ended) continue
-        instance.ended = true
-        instance.end = track(`${instance.name}.end()`, instance.ipc.end())
+        endInstance(g, instance)
       }
     }
-    const ends = gens.flatMap((g) => [...g.cores, ...g.typeds].map((instance) => instance.end as Tracked<void>))
+    if (rec !== undefined) recEnd = track('the reconnecting instance end()', rec.end())
+    if (config.busyAtEnd && gen.connected && !gen.killed) {
+      // The user goes on with their work while the instances release their channels: a BEGIN in
+      // the same tick as end(), the rest after awaiting.
+      const steps = ['BEGIN', 'SELECT 1', 'ROLLBACK', 'BEGIN', 'ROLLBACK']
+      const first = userQuery(gen, 'BEGIN during end()', 'BEGIN', [], undefined)
+      await settleAll([first.q])
+      for (const text of steps.slice(1)) {
+        const step = userQuery(gen, `${text} during end()`, text, [], undefined)
+        if ((await settleAll([step.q])).length > 0) violate(0, `the user's ${text} during end() did not settle`)
+      }
+    }
+    const ends = [...gens.flatMap((g) => [...g.cores, ...g.typeds].map((instance) => instance.end as Tracked<void>)), ...(recEnd === undefined ? [] : [recEnd])]
     for (const item of await settleAll(ends)) violate(0, `did not settle: ${item.label}`)
+    for (const g of gens) {
+      for (const instance of [...g.cores, ...g.typeds]) {
+        const pending = instance.unsettledAtEnd ?? []
+        if (pending.length > 0) {
+          violate(instance.endedUnconnected === true ? 7 : 0, `${instance.name}.end() resolved before its notifications settled${instance.endedUnconnected === true ? ' (ended before its client connected)' : ''}: ${pending.slice(0, 4).map((p) => JSON.stringify(cut(p, 30))).join(', ')}`)
+        }
+      }
+    }
     if (gen.connected && !gen.killed) {
       const uncertain = listenUncertain(gen, config)
       const left = (await listening(gen.client)).filter((name) => !uncertain.has(name) && names.includes(name))
@@ -836,7 +1036,7 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     for (const g of gens) {
       for (const instance of g.cores) {
         const unreported = coreUnreported(instance, calls)
-        if (unreported.length > 0) violate(g.connected ? 0 : 7, `${instance.name}: core notifications never reported after end(): ${unreported.join(', ')}`)
+        if (unreported.length > 0) violate(!g.connected || instance.endedUnconnected === true ? 7 : 0, `${instance.name}: core notifications never reported after end(): ${unreported.join(', ')}`)
       }
     }
 
@@ -856,12 +1056,31 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     const { rows } = await admin.query<{ tx: number; k: number }>(`SELECT tx, k FROM ${rowsTable} WHERE run = $1 ORDER BY k`, [run])
     checkRows(rows, txs, violate)
 
+    // On a client that was never killed, without query_timeout, nothing should go wrong at all.
+    if (!config.queryTimeout) {
+      for (const g of gens) {
+        if (g.killed) continue
+        for (const instance of [...g.cores, ...g.typeds]) {
+          for (const error of instance.errors) {
+            const command = (error as { command?: string }).command
+            violate(error.code === ErrorCode.QueryFailed && command === 'NOTIFY' ? 6 : 0, `${instance.name} emitted 'error': ${String(error)}`)
+          }
+        }
+      }
+    }
+    for (const error of recErrors) {
+      const lost = (error as { sqlState?: string }).sqlState === '57P01'
+      violate(lost ? SUSPECTED_LOSS_WHILE_CONNECTING : 0, `the reconnecting instance emitted 'error'${lost ? ' for a connection loss (not a disconnect)' : ''}: ${String(error)}`)
+    }
+
     // ---- P9: notices ----
     for (const g of gens) {
       const notices = transactionNotices(g.notices)
       if (notices.length > 0) violate(1, `server notices on the user's client (gen ${g.id}): ${[...new Set(notices)].join('; ')}`)
     }
   } finally {
+    // Also when the run threw half-way: nothing of it may outlive it (the reconnecting one would retry forever).
+    if (rec !== undefined) await settleAll([track('the reconnecting instance end() in the cleanup', rec.end())])
     await Promise.all([...gens.map((g) => g.client.end().catch(() => undefined)), observer.end().catch(() => undefined)])
   }
   return { violations, trace }
@@ -884,6 +1103,12 @@ function payloadValue(layer: Layer, spec: PayloadSpec | 'bad', id: number, sende
 }
 
 // ---- checks ---------------------------------------------------------------------------------------
+
+/** The first `n` characters (code points, so an emoji is never cut in half), for messages. */
+function cut(text: string, n: number): string {
+  const chars = Array.from(text)
+  return chars.length > n ? `${chars.slice(0, n).join('')}…` : text
+}
 
 /** Index of the first element of `sub` that is not matched in order in `seq` (-1: it is a subsequence). */
 function firstOutOfOrder(sub: readonly string[], seq: readonly string[]): number {
@@ -908,15 +1133,15 @@ async function listening(client: pg.Client): Promise<string[]> {
   return result.rows.map((row) => row.channel).sort()
 }
 
-/** Channels whose LISTEN/UNLISTEN the library reported as failed (only possible under query_timeout): no claim about them. */
+/**
+ * Channels the library reported an error about (only looked at under query_timeout, where a LISTEN or
+ * UNLISTEN may time out after taking effect): no claim about their LISTEN state.
+ */
 function listenUncertain(gen: Gen, config: RunConfig): Set<string> {
   const names = new Set<string>()
   if (!config.queryTimeout) return names
   for (const instance of [...gen.cores, ...gen.typeds]) {
-    for (const error of instance.errors) {
-      const command = (error as { command?: string }).command
-      if (error.channel !== undefined && (command === 'LISTEN' || command === 'UNLISTEN' || error.code === ErrorCode.OutcomeUnknown)) names.add(error.channel)
-    }
+    for (const error of instance.errors) if (error.channel !== undefined) names.add(error.channel)
   }
   return names
 }
@@ -966,7 +1191,7 @@ function checkDeliveries(
       const withKey = mine.filter((call) => call.key === key)
       const first = withKey[0] as NotifyCall
       const delivered = deliveredKeys.filter((item) => item === key).length
-      const shown = `${first.layer} ${JSON.stringify(first.raw.slice(0, 40))} from ${sender} (${withKey.length} call${withKey.length > 1 ? 's' : ''})`
+      const shown = `${first.layer} ${JSON.stringify(cut(first.raw, 40))} from ${sender} (${withKey.length} call${withKey.length > 1 ? 's' : ''})`
       if (first.layer === 'typed') {
         const sent = withKey.filter((call) => call.typed?.outcome.status === 'fulfilled').length
         const unknown = withKey.filter(
@@ -975,7 +1200,7 @@ function checkDeliveries(
         const failed = withKey.filter(
           (call) => call.typed?.outcome.status === 'rejected' && (call.typed.outcome.reason as PgIpcError).code !== ErrorCode.OutcomeUnknown,
         )
-        if (delivered < sent) violate(1, `${shown}: ${sent} resolved, delivered ${delivered}`)
+        if (delivered < sent) violate(sender === 'rec' ? 0 : first.bad ? 6 : 1, `${shown}: ${sent} resolved, delivered ${delivered}`)
         if (delivered > sent + unknown) {
           violate(2, `${shown}: ${sent} resolved, ${unknown} outcome unknown, ${failed.length} rejected (${failed.map((call) => (call.typed?.outcome as { reason: PgIpcError }).reason.code).join(', ')}), delivered ${delivered}`)
         }
@@ -988,7 +1213,7 @@ function checkDeliveries(
         }
       } else {
         const sent = coreInstance?.sent.get(key) ?? 0
-        if (delivered < sent) violate(1, `${shown}: reported sent ${sent} times, delivered ${delivered}`)
+        if (delivered < sent) violate(first.bad ? 6 : 1, `${shown}: reported sent ${sent} times, delivered ${delivered}${first.bad ? ' (altered)' : ''}`)
         if (delivered > withKey.length) violate(2, `${shown}: delivered ${delivered} times`)
         if (delivered > sent) {
           const left = unknownBudget.get(first.ch) ?? 0
@@ -1003,8 +1228,8 @@ function checkDeliveries(
     const got = deliveredKeys.filter((key) => senderKeys.has(key))
     const wrong = firstOutOfOrder(got, callKeys)
     if (wrong !== -1) {
-      const shownKey = (key: string | undefined): string => JSON.stringify((key ?? '').split('\u0000')[1]?.slice(0, 24))
-      violate(config.queryTimeout ? 2 : 6, `${sender}: delivered out of call order at #${wrong} (${shownKey(got[wrong])}); delivered ${got.map(shownKey).join(' ')}`)
+      const shownKey = (key: string | undefined): string => JSON.stringify(cut((key ?? '').split('\u0000')[1] ?? '', 24))
+      violate(sender === 'rec' ? 4 : config.queryTimeout ? 2 : 6, `${sender}: delivered out of call order at #${wrong} (${shownKey(got[wrong])}); delivered ${got.map(shownKey).join(' ')}`)
     }
     unknownBudget = new Map()
   }
@@ -1064,6 +1289,7 @@ describe('the user and the library share one client (model-based, fast-check)', 
       await fc.assert(
         fc.asyncProperty(configArb, fc.array(cmdArb, { minLength: 25, maxLength: 45 }), async (config, cmds) => {
           runs += 1
+          if (ONLY.size > 0 && !ONLY.has(runs)) return
           const t0 = performance.now()
           const { violations, trace } = await runModel(config, cmds)
           const ms = Math.round(performance.now() - t0)
@@ -1073,7 +1299,7 @@ describe('the user and the library share one client (model-based, fast-check)', 
           }
           if (violations.length > 0) {
             throw new Error(
-              `run ${runs} (${JSON.stringify(config)}):\n${violations.map((v) => `  [${v.bug === 0 ? 'other' : `8.${v.bug}`}] ${v.what}`).join('\n')}\ntrace: ${trace.join('; ')}`,
+              `run ${runs} (${JSON.stringify(config)}):\n${violations.map((v) => `  [${label(v.bug)}] ${v.what}`).join('\n')}\ntrace: ${trace.join('; ')}`,
             )
           }
         }),
@@ -1081,24 +1307,24 @@ describe('the user and the library share one client (model-based, fast-check)', 
           seed: SEED,
           numRuns: NUM_RUNS,
           // A run takes well under a second; shrinking a failure is capped so the report still comes.
-          interruptAfterTimeLimit: 150_000,
-          markInterruptAsFailure: true,
+          ...(REPORT ? {} : { interruptAfterTimeLimit: 240_000, markInterruptAsFailure: true }),
           endOnFailure: process.env.SHARED_MODEL_SHRINK !== '1',
         },
       )
       if (REPORT) {
+        const passing = found.filter((entry) => entry.violations.length === 0).map((entry) => entry.ms).sort((a, b) => a - b)
         const byBug = new Map<number, number[]>()
         for (const entry of found) for (const bug of new Set(entry.violations.map((v) => v.bug))) byBug.set(bug, [...(byBug.get(bug) ?? []), entry.run])
         const lines = [
-          `seed ${SEED}, ${NUM_RUNS} runs, ${Math.round(performance.now() - started)} ms (slowest run ${Math.max(...found.map((f) => f.ms))} ms)`,
-          ...[...byBug.entries()].sort(([a], [b]) => a - b).map(([bug, list]) => `  ${bug === 0 ? 'other' : `8.${bug}`}: runs ${list.join(', ')}`),
+          `seed ${SEED}, ${NUM_RUNS} runs, ${Math.round(performance.now() - started)} ms; runs without findings: ${passing.length}, median ${passing[Math.floor(passing.length / 2)] ?? 0} ms, slowest ${passing.at(-1) ?? 0} ms`,
+          ...[...byBug.entries()].sort(([a], [b]) => a - b).map(([bug, list]) => `  ${label(bug)}: runs ${list.join(', ')}`),
           ...found
             .filter((entry) => entry.violations.length > 0)
             .map(
               (entry) =>
                 `run ${entry.run} ${JSON.stringify(entry.config)} ${entry.ms} ms\n${[...new Map(entry.violations.map((v) => [`${v.bug}:${v.what}`, v])).values()]
                   .slice(0, 12)
-                  .map((v) => `    [${v.bug === 0 ? 'other' : `8.${v.bug}`}] ${v.what}`)
+                  .map((v) => `    [${label(v.bug)}] ${v.what}`)
                   .join('\n')}${process.env.SHARED_MODEL_TRACE === '1' ? `\n    trace: ${entry.trace.join('; ')}` : ''}`,
             ),
         ]
