@@ -17,7 +17,17 @@ export function within<T>(promise: Promise<T>, what: string, ms = WAIT_MS): Prom
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
   })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
+  return handled(Promise.race([promise, timeout]).finally(() => clearTimeout(timer)))
+}
+
+/**
+ * Marks a promise as handled and returns it unchanged: awaiting it still throws. For waits created
+ * before the step that triggers them: if the test fails before awaiting one, its later timeout must
+ * not surface as an unhandled rejection in whatever test runs then.
+ */
+export function handled<T>(promise: Promise<T>): Promise<T> {
+  promise.catch(() => undefined)
+  return promise
 }
 
 export type Settled<T> = { status: 'fulfilled'; value: T } | { status: 'rejected'; reason: unknown }

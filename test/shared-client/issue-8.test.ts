@@ -28,6 +28,7 @@ import {
   connectWith,
   count,
   endAfterTest,
+  handled,
   latin1Database,
   nextTurn,
   pidOf,
@@ -80,8 +81,8 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
 
       // The library is handed a notification, and the user starts a transaction in the same tick
       // (pg sends the BEGIN at once: pg's queue is empty and the last status was idle).
-      const coreSent = layer === 'core' ? waitFor(core, 'notify') : Promise.resolve()
-      const typedSent = layer === 'typed' ? typed.notify(channel, 'x') : Promise.resolve()
+      const coreSent = handled(layer === 'core' ? waitFor(core, 'notify') : Promise.resolve())
+      const typedSent = handled(layer === 'typed' ? typed.notify(channel, 'x') : Promise.resolve())
       if (layer === 'core') core.notify(channel, 'x')
       await userQuery(client, 'BEGIN')
       await userQuery(client, `INSERT INTO ${table.name} VALUES (1)`)
@@ -111,10 +112,11 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
 
       // Identical (channel, payload) pairs must travel in separate transactions: the library's own
       // BEGIN ... COMMIT. Handed to pg behind the user's BEGIN, its COMMIT would commit the user's work.
-      const sent: Promise<unknown> =
+      const sent = handled<unknown>(
         layer === 'core'
           ? notifyEvents(core, 3, 'three notify events')
-          : Promise.all([typed.notify(channel, 'same'), typed.notify(channel, 'same'), typed.notify(channel, 'same')])
+          : Promise.all([typed.notify(channel, 'same'), typed.notify(channel, 'same'), typed.notify(channel, 'same')]),
+      )
       if (layer === 'core') for (let index = 0; index < 3; index++) core.notify(channel, 'same')
       await userQuery(client, 'BEGIN')
       await userQuery(client, `INSERT INTO ${table.name} VALUES (1)`)
@@ -147,9 +149,9 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
     // Inside an open transaction: nothing is delivered before the user's COMMIT, and the
     // notification is delivered even though the user rolled back.
     await userQuery(client, 'BEGIN')
-    const coreSent = waitFor(core, 'notify')
+    const coreSent = handled(waitFor(core, 'notify'))
     core.notify(a, 'during-rollback')
-    const typedSent = typed.notify(b, 'during-rollback')
+    const typedSent = handled(typed.notify(b, 'during-rollback'))
     await userQuery(client, `INSERT INTO ${table.name} VALUES (1)`)
     await userQuery(client, 'ROLLBACK')
     await within(Promise.all([coreSent, typedSent]), 'the notifications sent during a rolled back transaction')
@@ -157,9 +159,9 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
     // Inside a FAILED transaction: the library's statements must not fail with it (or fail the user's).
     await userQuery(client, 'BEGIN')
     await expect(userQuery(client, 'SELECT 1/0')).rejects.toThrow(/division by zero/)
-    const coreSent2 = waitFor(core, 'notify')
+    const coreSent2 = handled(waitFor(core, 'notify'))
     core.notify(a, 'during-failed')
-    const typedSent2 = typed.notify(b, 'during-failed')
+    const typedSent2 = handled(typed.notify(b, 'during-failed'))
     await nextTurn()
     const rollback = await userQuery(client, 'ROLLBACK')
     expect(rollback.command).toBe('ROLLBACK')
@@ -167,9 +169,9 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
 
     // And inside a committed one, with the user's rows kept.
     await userQuery(client, 'BEGIN')
-    const coreSent3 = waitFor(core, 'notify')
+    const coreSent3 = handled(waitFor(core, 'notify'))
     core.notify(a, 'during-commit')
-    const typedSent3 = typed.notify(b, 'during-commit')
+    const typedSent3 = handled(typed.notify(b, 'during-commit'))
     await userQuery(client, `INSERT INTO ${table.name} VALUES (3)`)
     await userQuery(client, 'COMMIT')
     await within(Promise.all([coreSent3, typedSent3]), 'the notifications sent during a committed transaction')
@@ -199,7 +201,7 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
     expect(await listeningChannels(client), 'after the user rolled back').toEqual([a])
 
     // And the UNLISTEN ('unlisten': this instance no longer listens), with a LISTEN of another channel.
-    const unlistened = waitFor(core, 'unlisten', { filter: (channel: unknown) => channel === a })
+    const unlistened = handled(waitFor(core, 'unlisten', { filter: (channel: unknown) => channel === a }))
     core.removeAllListeners(a)
     core.on(b, () => {})
     const listenedB = core.listening(b)
@@ -417,7 +419,7 @@ describe('8.3 listening() always settles; nothing waits forever after a connecti
     const typed = channels.attach(client)
     const coreErrors = errorsOf(core)
     const typedErrors = errorsOf(typed)
-    const coreLost = waitFor(core, 'error', { filter: (error: unknown) => error instanceof ConnectionLostError })
+    const coreLost = handled(waitFor(core, 'error', { filter: (error: unknown) => error instanceof ConnectionLostError }))
     await admin.query('SELECT pg_terminate_backend($1)', [pidOf(client)])
     await within(closed, 'the connection to close')
     await within(coreLost, 'the ConnectionLostError of the loss')
@@ -498,7 +500,7 @@ describe('8.4 order through an outage (reconnecting mode)', () => {
 
       const sent: string[] = []
       ipc.on('notify', (_channel, payload) => sent.push(String(payload)))
-      const disconnected = nextDisconnect(ipc)
+      const disconnected = handled(nextDisconnect(ipc))
       await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
       await disconnected
       const waited = ['w1', 'w2', 'w3', 'w4', 'w5']
@@ -790,7 +792,7 @@ describe('8.7 notifications queued on a client that never connects settle', () =
     )
     errorsOf(typed)
     core.notify(names[0] as string, 'core')
-    const typedSent = settledWithin(typed.notify(names[0] as string, 'typed'), 'the typed notify()')
+    const typedSent = handled(settledWithin(typed.notify(names[0] as string, 'typed'), 'the typed notify()'))
     await expect(client.connect()).rejects.toThrow()
     expect((await coreFailed).code).toBe(ErrorCode.ConnectionLost)
     const outcome = await typedSent

@@ -7,7 +7,7 @@ import { z } from 'zod'
 import { ErrorCode, type PgIpcError } from '../../src/index.js'
 import { privateServer, waitFor } from '../support/db.js'
 import { adminClient, nextDisconnect, nextReconnect, ownedClients } from '../reconnect/helpers.js'
-import { Observer, count, endAfterTest, settledWithin, typedChannels, within, type Settled } from './helpers.js'
+import { Observer, count, endAfterTest, handled, settledWithin, typedChannels, within, type Settled } from './helpers.js'
 
 /** Is `delivered` a subsequence of `calls` (each delivered payload matched to a later call than the one before)? */
 function firstOutOfOrder(delivered: readonly string[], calls: readonly string[]): number {
@@ -46,8 +46,8 @@ describe('reconnecting mode: the same guarantees through outages', () => {
     }
     for (let outage = 1; outage <= 3; outage++) {
       send(`o${outage}-before`, 5) // in flight when the connection dies
-      const disconnected = nextDisconnect(typed)
-      const reconnected = nextReconnect(typed)
+      const disconnected = handled(nextDisconnect(typed))
+      const reconnected = handled(nextReconnect(typed))
       await admin.query('SELECT pg_terminate_backend($1)', [typed.processId])
       send(`o${outage}-dying`, 5) // the death not noticed yet
       await disconnected

@@ -14,7 +14,7 @@ import {
 } from '../../src/index.js'
 import { connect, listeningChannels, privateServer, uniqueChannel, waitFor } from '../support/db.js'
 import { adminClient, nextReconnect, ownedClients, recordEvents } from '../reconnect/helpers.js'
-import { Observer, cuttingProxy, endAfterTest, settledWithin, typedChannels, whenClosed, within } from './helpers.js'
+import { Observer, cuttingProxy, endAfterTest, handled, settledWithin, typedChannels, whenClosed, within } from './helpers.js'
 
 describe('suspected: a connection lost while (re)connecting is a disconnect, retried with backoff', () => {
   it("suspected: a connection lost during onConnect emits 'disconnect', drops the dead connection, and retries with backoff", async () => {
@@ -50,7 +50,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     await waitFor(ipc, 'connect', { rejectOnError: false })
     await ipc.listening(channel)
 
-    const reconnected = nextReconnect(ipc)
+    const reconnected = handled(nextReconnect(ipc))
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
     const info = await reconnected
     expect(events.map((event) => event.name), 'events').toEqual(['connect', 'disconnect', 'disconnect', 'reconnect'])
@@ -88,7 +88,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     await waitFor(ipc, 'connect', { rejectOnError: false })
     await ipc.listening(channel)
 
-    const reconnected = nextReconnect(ipc)
+    const reconnected = handled(nextReconnect(ipc))
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
     await reconnected
     expect(proxy.cuts, 'the re-LISTEN was cut').toBe(1)
