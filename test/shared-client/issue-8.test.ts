@@ -95,7 +95,7 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
       expect(await table.rows(), "the user's rolled back rows").toEqual([])
       expect(transactionNotices(notices), 'notices about the transaction state').toEqual([])
       expect([...coreErrors, ...typedErrors]).toEqual([])
-      await Promise.all([core.end(), typed.end()])
+      await within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
     })
 
     it(`8.1 a notify never runs inside the user's transaction: identical payloads never COMMIT the user's transaction (${layer})`, async () => {
@@ -130,7 +130,7 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
       expect(transactionNotices(notices), 'notices about the transaction state').toEqual([])
       expect(observer.payloads(channel), 'three identical notifications, each delivered').toEqual([raw, raw, raw])
       expect([...coreErrors, ...typedErrors]).toEqual([])
-      await Promise.all([core.end(), typed.end()])
+      await within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
     })
   }
 
@@ -182,7 +182,7 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
     expect(await table.rows()).toEqual([3])
     expect(transactionNotices(notices)).toEqual([])
     expect([...coreErrors, ...typedErrors]).toEqual([])
-    await Promise.all([core.end(), typed.end()])
+    await within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
   })
 
   it("8.1 a notify never runs inside the user's transaction: LISTEN/UNLISTEN neither, and they survive the user's ROLLBACK", async () => {
@@ -212,7 +212,7 @@ describe('8.1 a notify never runs inside the user\'s transaction', () => {
     expect(await listeningChannels(client), 'after the user rolled back again').toEqual([b])
     expect(transactionNotices(notices)).toEqual([])
     expect(errors).toEqual([])
-    await core.end()
+    await within(core.end(), 'core.end()')
     expect(await listeningChannels(client)).toEqual([])
   })
 })
@@ -254,7 +254,7 @@ describe('8.2 a client-side query_timeout never makes the library resend what th
     if (reported === 'sent') expect(delivered, 'reported sent: delivered exactly once').toBe(1)
     else if (reported === ErrorCode.OutcomeUnknown) expect(delivered, 'outcome unknown: at most once').toBeLessThanOrEqual(1)
     else expect(delivered, `reported failed (${reported}): never delivered`).toBe(0)
-    await core.end()
+    await within(core.end(), 'core.end()')
   })
 
   it('8.2 query_timeout: a typed notification is never reported failed when it was delivered', async () => {
@@ -273,7 +273,7 @@ describe('8.2 a client-side query_timeout never makes the library resend what th
     if (outcome.status === 'fulfilled') expect(delivered, 'resolved: delivered exactly once').toBe(1)
     else if ((outcome.reason as PgIpcError).code === ErrorCode.OutcomeUnknown) expect(delivered).toBeLessThanOrEqual(1)
     else expect(delivered, `rejected with ${String(outcome.reason)}: never delivered`).toBe(0)
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   })
 
   const batches = {
@@ -309,7 +309,7 @@ describe('8.2 a client-side query_timeout never makes the library resend what th
         expect(delivered, summary).toBeGreaterThanOrEqual(sent)
         expect(delivered, summary).toBeLessThanOrEqual(sent + unknown)
       }
-      await typed.end()
+      await within(typed.end(), 'typed.end()')
     })
   }
 
@@ -356,7 +356,7 @@ describe('8.2 a client-side query_timeout never makes the library resend what th
       else if (reported[0] === ErrorCode.OutcomeUnknown) expect(delivered, summary).toBeLessThanOrEqual(1)
       else expect(delivered, summary).toBe(0)
     }
-    await core.end()
+    await within(core.end(), 'core.end()')
   })
 })
 
@@ -496,7 +496,7 @@ describe('8.4 order through an outage (reconnecting mode)', () => {
       const errors = errorsOf(ipc)
       ipc.on(channel, () => {})
       await waitFor(ipc, 'connect', { rejectOnError: false })
-      await ipc.listening(channel)
+      await within(ipc.listening(channel), 'ipc.listening()')
 
       const sent: string[] = []
       ipc.on('notify', (_channel, payload) => sent.push(String(payload)))
@@ -533,7 +533,7 @@ describe('8.4 order through an outage (reconnecting mode)', () => {
       expect(errors).toEqual([])
       expect(observer.payloads(channel), 'delivery order').toEqual([...waited, ...after])
       expect(sent, "order of the 'notify' events").toEqual([...waited, ...after])
-      await ipc.end()
+      await within(ipc.end(), 'ipc.end()')
     })
   }
 })
@@ -546,12 +546,12 @@ describe('8.5 messages(): every next() settles, in order', () => {
     const typed = channels.attach(client)
     const iterator = typed.messages(channel)
     const both = Promise.all([iterator.next(), iterator.next()])
-    await typed.listening(channel)
-    await typed.notify(channel, 'one')
-    await typed.notify(channel, 'two')
+    await within(typed.listening(channel), 'typed.listening()')
+    await within(typed.notify(channel, 'one'), 'typed.notify()')
+    await within(typed.notify(channel, 'two'), 'typed.notify()')
     const [first, second] = await within(both, 'Promise.all([it.next(), it.next()])')
     expect([first.value?.payload, second.value?.payload]).toEqual(['one', 'two'])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   })
 
   it('8.5 throw() settles a pending next() with done, and rejects with its error', async () => {
@@ -565,7 +565,7 @@ describe('8.5 messages(): every next() settles, in order', () => {
     await expect(iterator.throw(error)).rejects.toBe(error)
     const outcome = await pending
     expect(outcome).toEqual({ status: 'fulfilled', value: { value: undefined, done: true } })
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
     expect(await listeningChannels(client)).toEqual([])
   })
 
@@ -582,8 +582,8 @@ describe('8.5 messages(): every next() settles, in order', () => {
         return 'ended'
       })()
       const pending = iterator.next()
-      await typed.listening(channel)
-      await typed.notify(channel, 'one')
+      await within(typed.listening(channel), 'typed.listening()')
+      await within(typed.notify(channel, 'one'), 'typed.notify()')
       expect((await within(pending, 'the first message')).value?.payload).toBe('one')
       const next = settledWithin(iterator.next(), `a pending next() after ${form}`)
       if (form === 'removeAllListeners()') typed.removeAllListeners()
@@ -600,7 +600,7 @@ describe('8.5 messages(): every next() settles, in order', () => {
       expect(typed.listenerCount(channel)).toBe(0)
       await unlistened
       expect(await listeningChannels(client)).toEqual([])
-      await typed.end()
+      await within(typed.end(), 'typed.end()')
     })
   }
 })
@@ -633,7 +633,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     await observer.settle(client)
     expect(observer.payloads(channel)).toEqual(['good 1', 'good 2'])
     expect(errors).toEqual([])
-    await core.end()
+    await within(core.end(), 'core.end()')
   })
 
   it('8.6 a typed payload with a lone surrogate (a string, or inside a JSON value) rejects, and nothing is sent', async () => {
@@ -659,7 +659,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     await observer.settle(client)
     expect(observer.payloads(channel)).toEqual(['"good"', '"good"'])
     expect(errors).toEqual([])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   })
 
   it('8.6 a channel name with a lone surrogate is an InvalidChannelError', async () => {
@@ -671,7 +671,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     expect(() => core.on(bad, () => {})).toThrow(InvalidChannelError)
     expect(core.listenerCount(bad)).toBe(0)
     expect(() => defineChannels({ [bad]: z.string() })).toThrow(InvalidChannelError)
-    await core.end()
+    await within(core.end(), 'core.end()')
     expect(errors).toEqual([])
     expect(await listeningChannels(client)).toEqual([])
   })
@@ -743,7 +743,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
       expect(observer.payloads(channel)).toEqual(layer === 'core' ? good : good.map((payload) => JSON.stringify(payload)))
       expect((await userQuery(client, 'SELECT 4 AS n')).rows).toEqual([{ n: 4 }])
       expect(transactionNotices(notices)).toEqual([])
-      await Promise.all([core.end(), typed.end()])
+      await within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
     })
   }
 })
@@ -826,7 +826,7 @@ describe('8.8 a health check never kills a healthy, busy connection', () => {
     expect(observer.payloads(channel).length).toBe(total)
     expect(owned.clients.length, 'connections made').toBe(1)
     expect(errors).toEqual([])
-    await ipc.end()
+    await within(ipc.end(), 'ipc.end()')
   }, 180_000)
 })
 
@@ -841,7 +841,7 @@ describe('8.9 end() releases every channel, whatever the user does with transact
       const [a, b] = [uniqueChannel('e'), uniqueChannel('e')]
       core.on(a, () => {})
       core.on(b, () => {})
-      await Promise.all([core.listening(a), core.listening(b)])
+      await within(Promise.all([core.listening(a), core.listening(b)]), 'the LISTENs')
       expect(await listeningChannels(client)).toEqual([a, b].sort())
 
       if (timing === 'already open') await userQuery(client, 'BEGIN')
@@ -869,13 +869,13 @@ describe('8.9 end() releases every channel, whatever the user does with transact
     first.on(shared, () => {})
     first.on(own, () => {})
     second.on(shared, () => {})
-    await Promise.all([first.listening(shared), first.listening(own), second.listening(shared)])
+    await within(Promise.all([first.listening(shared), first.listening(own), second.listening(shared)]), 'the LISTENs')
     const ended = settledWithin(first.end(), 'end()')
     await userQuery(client, 'BEGIN')
     await userQuery(client, 'ROLLBACK')
     expect((await ended).status).toBe('fulfilled')
     expect(await listeningChannels(client)).toEqual([shared])
-    await second.end()
+    await within(second.end(), 'second.end()')
     expect(await listeningChannels(client)).toEqual([])
   })
 })

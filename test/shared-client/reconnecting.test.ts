@@ -33,7 +33,7 @@ describe('reconnecting mode: the same guarantees through outages', () => {
     typed.on('error', (error) => errors.push(error))
     typed.on(channel, () => {})
     await waitFor(typed, 'connect', { rejectOnError: false })
-    await typed.listening(channel)
+    await within(typed.listening(channel), 'typed.listening()')
 
     const calls: string[] = []
     const outcomes: Promise<Settled<void>>[] = []
@@ -76,7 +76,7 @@ describe('reconnecting mode: the same guarantees through outages', () => {
       if (/-(relisten|after)-/.test(payload)) expect(settled[index]?.status, payload).toBe('fulfilled')
     })
     expect(errors).toEqual([])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   }, 60_000)
 
   it('reconnecting: no false health-check kill under a 10,000-notify backlog (typed, healthCheck { intervalMs: 50, timeoutMs: 200 })', async () => {
@@ -102,6 +102,6 @@ describe('reconnecting mode: the same guarantees through outages', () => {
     expect(observer.payloads(channel).length).toBe(total)
     expect(owned.clients.length, 'connections made').toBe(1)
     expect(errors).toEqual([])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   }, 180_000)
 })

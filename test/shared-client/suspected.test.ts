@@ -48,7 +48,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     ipc.on('disconnect', () => clientAtDisconnect.push(ipc.processId))
     ipc.on(channel, () => {})
     await waitFor(ipc, 'connect', { rejectOnError: false })
-    await ipc.listening(channel)
+    await within(ipc.listening(channel), 'ipc.listening()')
 
     const reconnected = handled(nextReconnect(ipc))
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
@@ -67,7 +67,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     await observer.settle(admin)
     expect(observer.payloads(channel)).toEqual(['after'])
     expect(errors).toEqual([])
-    await ipc.end()
+    await within(ipc.end(), 'ipc.end()')
   })
 
   it("suspected: a connection lost during the re-LISTEN emits 'disconnect' and retries with backoff", async () => {
@@ -86,7 +86,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const events = recordEvents(ipc, ['connect', 'disconnect', 'reconnect'])
     ipc.on(channel, () => {})
     await waitFor(ipc, 'connect', { rejectOnError: false })
-    await ipc.listening(channel)
+    await within(ipc.listening(channel), 'ipc.listening()')
 
     const reconnected = handled(nextReconnect(ipc))
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
@@ -97,7 +97,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     expect((made[2] ?? 0) - (made[1] ?? 0), 'ms between the cut attempt and the next one').toBeGreaterThanOrEqual(retry.initialDelayMs / 2)
     expect(await listeningChannels(owned.latest())).toEqual([channel])
     expect(errors).toEqual([])
-    await ipc.end()
+    await within(ipc.end(), 'ipc.end()')
   })
 
   it('suspected: a connection that dies right after connecting is retried with backoff, not in a tight loop', async () => {
@@ -115,7 +115,7 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     // Event-driven: wait for the 8th factory call, then look at the gaps between the calls.
     const calls = 8
     await within(owned.made(calls), `${calls} factory calls`, 20_000)
-    await ipc.end()
+    await within(ipc.end(), 'ipc.end()')
     expect(disconnects.length, 'the connections did die').toBeGreaterThan(0)
     const gaps = made.slice(1, calls).map((at, index) => Math.round(at - (made[index] ?? 0)))
     // Each retry waits at least half its delay (equal jitter); a tight loop makes one every ~40 ms.
@@ -225,7 +225,7 @@ describe('suspected: typed once() + off() during the same delivery', () => {
       // no listener, so the later messages still reach the client.
       const keeper = channels.attach(client)
       keeper.on(channel, () => {})
-      await keeper.listening(channel)
+      await within(keeper.listening(channel), 'keeper.listening()')
       scenario(typedSurface, channel, log)
       scenario(reference as unknown as Surface, channel, expected)
       // Registered after the library's own: pg calls 'notification' listeners in order, so this one
@@ -239,7 +239,7 @@ describe('suspected: typed once() + off() during the same delivery', () => {
       })
       for (const value of [1, 2, 3]) {
         const dispatched = within(new Promise<void>((resolve) => waiters.set(String(value), resolve)), `message ${value} dispatched`)
-        await typed.notify(channel, value)
+        await within(typed.notify(channel, value), 'typed.notify()')
         await dispatched
         reference.emit(channel, value)
         expect(log, `calls after message ${value}`).toEqual(expected)
@@ -256,7 +256,7 @@ describe('suspected: typed once() + off() during the same delivery', () => {
       await released
       expect(await listeningChannels(client)).toEqual([])
       expect(errors).toEqual([])
-      await Promise.all([typed.end(), keeper.end()])
+      await within(Promise.all([typed.end(), keeper.end()]), 'end() of both instances')
     })
   }
 })
@@ -275,16 +275,16 @@ describe('suspected: a BigInt under z.unknown()', () => {
       expect(reason, String(reason)).toBeInstanceOf(PayloadNotEncodableError)
       expect((reason as PgIpcError).code).toBe(ErrorCode.PayloadNotEncodable)
     }
-    await typed.notify(channel, { ok: true })
+    await within(typed.notify(channel, { ok: true }), 'typed.notify()')
     await observer.settle(client)
     expect(observer.payloads(channel)).toEqual(['{"ok":true}'])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   })
 
   it('guard: the core refuses a BigInt synchronously with PayloadNotEncodableError', async () => {
     const client = await connect()
     const core = pgIPC(client)
     expect(() => core.notify(uniqueChannel('big'), { amount: 1n })).toThrow(PayloadNotEncodableError)
-    await core.end()
+    await within(core.end(), 'core.end()')
   })
 })

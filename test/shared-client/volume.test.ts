@@ -41,7 +41,7 @@ describe('volume: no limit by default, maxPending when asked for', () => {
     expect(got.length).toBe(VOLUME)
     expect(got.every((payload, index) => payload === String(index)), 'every payload, in call order').toBe(true)
     expect(errors).toEqual([])
-    await core.end()
+    await within(core.end(), 'core.end()')
   }, 90_000)
 
   it(`volume: ${VOLUME.toLocaleString('en')} typed notify() calls without awaiting: none rejects with BackpressureError by default`, async () => {
@@ -56,7 +56,7 @@ describe('volume: no limit by default, maxPending when asked for', () => {
     expect(rejected.slice(0, 3), `${rejected.length} rejected`).toEqual([])
     await observer.settle(client)
     expect(observer.payloads(channel).length).toBe(VOLUME)
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   }, 90_000)
 
   it('volume: maxPending still works when set (core: notify throws BackpressureError; nothing of it is sent)', async () => {
@@ -90,7 +90,7 @@ describe('volume: no limit by default, maxPending when asked for', () => {
     await more
     await observer.settle(client)
     expect(observer.payloads(channel)).toEqual(['ok0', 'ok1', 'ok2', 'ok3', 'ok4', 'later'])
-    await core.end()
+    await within(core.end(), 'core.end()')
   })
 
   it('volume: maxPending still works when set (typed: notify rejects with BackpressureError; nothing of it is sent)', async () => {
@@ -106,9 +106,9 @@ describe('volume: no limit by default, maxPending when asked for', () => {
     expect(reason).toBeInstanceOf(BackpressureError)
     expect((reason as PgIpcError).code).toBe(ErrorCode.Backpressure)
     await within(Promise.all(accepted), 'the five accepted notify() calls')
-    await typed.notify(channel, 'later')
+    await within(typed.notify(channel, 'later'), 'typed.notify()')
     await observer.settle(client)
     expect(observer.payloads(channel)).toEqual(['"ok0"', '"ok1"', '"ok2"', '"ok3"', '"ok4"', '"later"'])
-    await typed.end()
+    await within(typed.end(), 'typed.end()')
   })
 })
