@@ -451,6 +451,36 @@ describe('8.3 listening() always settles; nothing waits forever after a connecti
     await within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
   })
 
+  it('8.3 listening() settles when the last listener leaves, or the instance ends, before the LISTEN is active (both layers)', async () => {
+    const client = await connect()
+    const { channels, names } = typedChannels(2, z.string())
+    const [a, b] = names as [string, string]
+    const core = pgIPC(client)
+    const typed = channels.attach(client)
+    const errors = [...[core, typed].map((instance) => errorsOf(instance))]
+    const fn = (): void => {}
+    core.on(a, fn)
+    const coreOff = settledWithin(core.listening(a), 'core listening() after off()')
+    core.off(a, fn)
+    typed.on(b, fn)
+    const typedOff = settledWithin(typed.listening(b), 'typed listening() after off()')
+    typed.off(b, fn)
+    for (const outcome of [await coreOff, await typedOff]) {
+      if (outcome.status === 'rejected') expect((outcome.reason as PgIpcError).code).toBe(ErrorCode.NotListening)
+    }
+    core.on(a, fn)
+    typed.on(b, fn)
+    const coreEnd = settledWithin(core.listening(a), 'core listening() after end()')
+    const typedEnd = settledWithin(typed.listening(b), 'typed listening() after end()')
+    const ended = within(Promise.all([core.end(), typed.end()]), 'end() of both instances')
+    for (const outcome of [await coreEnd, await typedEnd]) {
+      if (outcome.status === 'rejected') expect((outcome.reason as PgIpcError).code).toBe(ErrorCode.NotListening)
+    }
+    await ended
+    expect(await listeningChannels(client)).toEqual([])
+    expect(errors.flat()).toEqual([])
+  })
+
   it("8.3 a user's removeAllListeners() does not strand a pending listening()", async () => {
     const client = await connect()
     const channel = uniqueChannel('l')
