@@ -650,7 +650,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     } catch (error) {
       thrown = error
     }
-    expect(thrown).toBeInstanceOf(PayloadNotEncodableError)
+    expect(thrown, "core.notify(channel, 'bad \\ud800') throws").toBeInstanceOf(PayloadNotEncodableError)
     expect((thrown as PgIpcError).code).toBe(ErrorCode.PayloadNotEncodable)
     for (const payload of [{ text: 'bad \udc00 in JSON' }, ['\ud83d']]) {
       expect(() => core.notify(channel, payload), JSON.stringify(payload)).toThrow(PayloadNotEncodableError)
@@ -683,7 +683,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     expect(good1?.status).toBe('fulfilled')
     expect(good2?.status).toBe('fulfilled')
     for (const bad of [bad1, bad2]) {
-      expect(bad?.status).toBe('rejected')
+      expect(bad?.status, 'typed notify() of a lone surrogate').toBe('rejected')
       expect((bad as { reason: unknown }).reason).toBeInstanceOf(PayloadNotEncodableError)
     }
     await observer.settle(client)
@@ -697,7 +697,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     const core = pgIPC(client)
     const errors = errorsOf(core)
     const bad = `bad_\ud800_${uniqueChannel('x')}`
-    expect(() => core.notify(bad, 'x')).toThrow(InvalidChannelError)
+    expect(() => core.notify(bad, 'x'), 'notify() on a channel with a lone surrogate').toThrow(InvalidChannelError)
     expect(() => core.on(bad, () => {})).toThrow(InvalidChannelError)
     expect(core.listenerCount(bad)).toBe(0)
     expect(() => defineChannels({ [bad]: z.string() })).toThrow(InvalidChannelError)
@@ -735,7 +735,10 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
       await nextTurn()
       users.push(userQuery(client, 'SELECT 3 AS n'))
       const userOutcomes = await Promise.all(users.map((query, index) => settledWithin(query, `user query #${index}`)))
-      expect(userOutcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.rows[0] : String(outcome.reason)))).toEqual([
+      expect(
+        userOutcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.rows[0] : String(outcome.reason))),
+        "the user's queries queued behind the library's statements",
+      ).toEqual([
         { n: 1 },
         { n: 2 },
         { n: 3 },
@@ -791,7 +794,7 @@ describe('8.7 notifications queued on a client that never connects settle', () =
     await within(core.end(), 'end()')
     log.push('end() resolved')
     // One error per notification (in either order), both before 'end', and end() resolves last.
-    expect(log.slice(0, 2).sort()).toEqual([`error ${ErrorCode.Ended} ${a}`, `error ${ErrorCode.Ended} ${b}`].sort())
+    expect(log.slice(0, 2).sort(), "events of a never-connected client's end()").toEqual([`error ${ErrorCode.Ended} ${a}`, `error ${ErrorCode.Ended} ${b}`].sort())
     expect(log.slice(2)).toEqual(['end', 'end() resolved'])
   })
 

@@ -585,7 +585,10 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
   const endInstance = (g: Gen, instance: CoreInstance | TypedInstance): void => {
     instance.ended = true
     instance.endedUnconnected = !g.connected
-    const ending = instance.ipc.end().then(() => {
+    const ending = instance.ipc.end().then(async () => {
+      // A few microtask hops of slack (a promise chained inside the library settles a hop or two
+      // after the callback that settled it), but not a turn of the event loop.
+      for (let hop = 0; hop < 10; hop++) await Promise.resolve()
       const pending = calls.filter((call) => call.sender === instance.name && call.typed?.outcome.status === 'pending').map((call) => call.raw)
       if ('sent' in instance) pending.push(...coreUnreported(instance, calls))
       instance.unsettledAtEnd = pending
