@@ -191,6 +191,15 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     return this.#endCalled
   }
 
+  /**
+   * The connection is gone for good (a client you passed in was lost or closed): nothing more will
+   * arrive. Never true in the reconnecting mode until it gives up.
+   * @internal
+   */
+  get connectionClosed(): boolean {
+    return this.#hub.closed
+  }
+
   override on(event: string | symbol, listener: Listener): this {
     this.#beforeAdd(event)
     super.on(event, listener)

@@ -8,7 +8,7 @@ import {
   EndedError,
   ErrorCode,
   UnknownChannelError,
-  type ConnectionLostError,
+  ConnectionLostError,
   type InvalidMessageError,
   type PgIpcError,
 } from '../errors/index.js'
@@ -313,6 +313,14 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     )
     loop = { channel: name, fail: iterator.fail, finish: iterator.finish }
     this.#iterators.add(loop)
+    if (this.#core.connectionClosed) {
+      // Nothing will ever arrive: the loop ends at its first next(), rather than waiting for ever.
+      iterator.fail(
+        new ConnectionLostError(`messages() on channel "${name}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`, {
+          channel: name,
+        }),
+      )
+    }
     return iterator
   }
 
