@@ -1,4 +1,4 @@
-import { configDefaults, defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config'
 
 export default defineConfig({
   test: {
@@ -13,4 +13,4 @@ export default defineConfig({
     // Child processes rather than threads: each test file gets its own process, pid and exit hooks.
     pool: 'forks',
   },
-});
+})

@@ -27,7 +27,13 @@ async function handle(message: ToChild): Promise<void> {
   switch (message.type) {
     case 'start': {
       const counter = new Counter()
-      const listening = await createListener(message.spec.kind, message.spec.url, message.spec.names, counter.delivered, message.spec.options)
+      const listening = await createListener(
+        message.spec.kind,
+        message.spec.url,
+        message.spec.names,
+        counter.delivered,
+        message.spec.options,
+      )
       hosted.set(id, { counter, listening })
       reply({ type: 'ready', id })
       return

@@ -163,7 +163,8 @@ class ListenerProcess {
 
   /** The shared listener process, forked on first use. */
   static get(): ListenerProcess {
-    if (ListenerProcess.#current === undefined || ListenerProcess.#current.#exited) ListenerProcess.#current = new ListenerProcess()
+    if (ListenerProcess.#current === undefined || ListenerProcess.#current.#exited)
+      ListenerProcess.#current = new ListenerProcess()
     return ListenerProcess.#current
   }
 
@@ -224,7 +225,10 @@ class ListenerProcess {
   ask(message: ToChild, timeoutMs: number): Promise<FromChild> {
     if (this.#exited) return Promise.reject(new Error(`listener process is gone ${this.#stderr}`))
     return new Promise<FromChild>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`listener process did not answer "${message.type}" within ${timeoutMs} ms`)), timeoutMs)
+      const timer = setTimeout(
+        () => reject(new Error(`listener process did not answer "${message.type}" within ${timeoutMs} ms`)),
+        timeoutMs,
+      )
       let list = this.#replies.get(message.id)
       if (list === undefined) this.#replies.set(message.id, (list = []))
       list.push({

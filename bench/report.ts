@@ -26,7 +26,8 @@ const n = (value: number | undefined | null): string =>
   value === undefined || value === null || !Number.isFinite(value) ? '-' : Math.round(value).toLocaleString('en-US')
 const ms = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(3))
 const x = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '-' : `${value.toFixed(2)}x`)
-const pct = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '-' : `${Math.round(value * 100)}%`)
+const pct = (value: number | undefined): string =>
+  value === undefined || !Number.isFinite(value) ? '-' : `${Math.round(value * 100)}%`
 const us = (value: number | undefined | null): string =>
   value === undefined || value === null || !Number.isFinite(value) ? '-' : value.toFixed(1)
 const mib = (bytes: number): string => (bytes / 2 ** 20).toFixed(2)
@@ -38,12 +39,12 @@ function point(results: BenchResults, id: SenderKind, layout: Layout, concurrenc
 }
 
 function throughputTable(results: BenchResults, layout: Layout): string | undefined {
-  const present = TARGETS.filter((entry) => point(results, entry.id, layout, 100) !== undefined || point(results, entry.id, layout, 1) !== undefined)
+  const present = TARGETS.filter(
+    (entry) => point(results, entry.id, layout, 100) !== undefined || point(results, entry.id, layout, 1) !== undefined,
+  )
   if (present.length === 0) return undefined
   const cpuHeader =
-    layout === 'separate'
-      ? ['CPU us/msg C=100: sender', 'listener', 'server']
-      : ['CPU us/msg C=100: sender+listener', 'server']
+    layout === 'separate' ? ['CPU us/msg C=100: sender', 'listener', 'server'] : ['CPU us/msg C=100: sender+listener', 'server']
   const rows = present.map((entry) => {
     const one = point(results, entry.id, layout, 1)?.median
     const hundred = point(results, entry.id, layout, 100)?.median
@@ -53,11 +54,16 @@ function throughputTable(results: BenchResults, layout: Layout): string | undefi
         : [us(hundred?.senderCpuUsPerMsg), us(hundred?.serverCpuUsPerMsg)]
     return [entry.label, n(one?.sentPerSec), n(one?.deliveredPerSec), n(hundred?.sentPerSec), n(hundred?.deliveredPerSec), ...cpu]
   })
-  return table(
-    ['target', 'C=1 sent/s', 'C=1 delivered/s', 'C=100 sent/s', 'C=100 delivered/s', ...cpuHeader],
-    rows,
-    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
-  )
+  return table(['target', 'C=1 sent/s', 'C=1 delivered/s', 'C=100 sent/s', 'C=100 delivered/s', ...cpuHeader], rows, [
+    'left',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+    'right',
+  ])
 }
 
 function ratioTable(results: BenchResults): string | undefined {
@@ -80,7 +86,11 @@ function ratioTable(results: BenchResults): string | undefined {
     }
     return cells
   })
-  return table(header, rows, header.map((_, index) => (index === 0 ? 'left' : 'right')))
+  return table(
+    header,
+    rows,
+    header.map((_, index) => (index === 0 ? 'left' : 'right')),
+  )
 }
 
 function latencyTable(results: BenchResults): string | undefined {
@@ -129,7 +139,9 @@ function fanoutTable(results: BenchResults): string | undefined {
   const ids = [...new Set(results.fanout.map((entry) => entry.target))]
   const rows = ids.map((id) => [
     labelOf(id),
-    ...counts.map((count) => n(results.fanout.find((entry) => entry.target === id && entry.connections === count)?.deliveredPerSec)),
+    ...counts.map((count) =>
+      n(results.fanout.find((entry) => entry.target === id && entry.connections === count)?.deliveredPerSec),
+    ),
   ])
   return table(
     ['sender and listeners', ...counts.map((count) => `${count} conn${count === 1 ? '' : 's'}: delivered/s summed`)],
@@ -141,7 +153,12 @@ function fanoutTable(results: BenchResults): string | undefined {
 function memoryTable(results: BenchResults): string | undefined {
   const memory = results.memory
   if (memory === null) return undefined
-  const rows = memory.samples.map((sample) => [n(sample.messages), mib(sample.rssBytes), mib(sample.heapUsedBytes), mib(sample.heapTotalBytes)])
+  const rows = memory.samples.map((sample) => [
+    n(sample.messages),
+    mib(sample.rssBytes),
+    mib(sample.heapUsedBytes),
+    mib(sample.heapTotalBytes),
+  ])
   return table(['messages', 'RSS MiB', 'heap used MiB', 'heap total MiB'], rows, ['right', 'right', 'right', 'right'])
 }
 
@@ -169,11 +186,11 @@ function sections(results: BenchResults): Section[] {
       title: 'Throughput, listener in a separate process',
       intro:
         `Notifications per second, median of ${s.rounds} round(s) of ${s.roundMs} ms each (after ${s.warmupMs} ms of warm-up), ` +
-        'rounds interleaved across the targets; only the measured target\'s listener is connected (up to version 18, ' +
+        "rounds interleaved across the targets; only the measured target's listener is connected (up to version 18, " +
         'PostgreSQL signals every listening backend of the database at each commit that notifies, whatever the channel: ' +
         'SignalBackends in src/backend/commands/async.c). ' +
         '"sent": until the last call resolved; "delivered": until the listener process (forked, counting with the same ' +
-        "library) received the last one. C = calls in flight; for the raw `unnest` row, C is the number of notifications " +
+        'library) received the last one. C = calls in flight; for the raw `unnest` row, C is the number of notifications ' +
         'per statement, one statement in flight. CPU per message at C=100: the sending process, the listener process ' +
         'and the PostgreSQL server (all its processes, from /proc; 10 ms resolution).',
       body: throughputTable(results, 'separate'),
@@ -185,7 +202,8 @@ function sections(results: BenchResults): Section[] {
     },
     {
       title: 'Ratios at C=100 (delivered)',
-      intro: 'Each row over pg-ipc, pg-listen and postgres.js, and as a share of the raw 100-per-statement ceiling, in the same layout.',
+      intro:
+        'Each row over pg-ipc, pg-listen and postgres.js, and as a share of the raw 100-per-statement ceiling, in the same layout.',
       body: ratioTable(results),
     },
     {
@@ -298,7 +316,8 @@ function summary(results: BenchResults): string[] {
         `${peers === '' ? '' : ` (${peers})`}: every library waits for one round trip to the server per message here, and batching cannot help.`,
     )
   }
-  const latency = (id: SenderKind): number | undefined => results.latency.find((entry) => entry.target === id && entry.layout === 'separate')?.p50Ms
+  const latency = (id: SenderKind): number | undefined =>
+    results.latency.find((entry) => entry.target === id && entry.layout === 'separate')?.p50Ms
   const typedLatency = latency('typed-small')
   const rawLatency = latency('raw-rt')
   if (typedLatency !== undefined && rawLatency !== undefined) {
@@ -337,7 +356,6 @@ function summary(results: BenchResults): string[] {
   }
   return lines
 }
-
 
 export function renderMarkdown(results: BenchResults, jsonPath: string): string {
   const { meta } = results

@@ -314,7 +314,8 @@ async function receive(url: string, settings: Settings): Promise<ReceivePoint[]>
       const make = variant.kind === 'typed-large' ? large : small
       const options = { listenersPerConnection: variant.listeners, instancesPerConnection: variant.instances }
       // The large schema is about 5x the work per message: fewer messages keep the section short.
-      const messages = variant.kind === 'typed-large' ? Math.max(100, Math.round(settings.receiveMessages / 5)) : settings.receiveMessages
+      const messages =
+        variant.kind === 'typed-large' ? Math.max(100, Math.round(settings.receiveMessages / 5)) : settings.receiveMessages
 
       // burst
       const probe = await LocalProbe.start({ kind: variant.kind, url, names, options })
@@ -340,12 +341,22 @@ async function receive(url: string, settings: Settings): Promise<ReceivePoint[]>
         await probe.close()
       }
       const perMessage = (validations.count() - validationsBefore) / delivered
-      points.push({ ...variantPoint(variant, 'burst', messages), validationsPerMessage: perMessage, rounds: burst, perSec: median(burst) })
+      points.push({
+        ...variantPoint(variant, 'burst', messages),
+        validationsPerMessage: perMessage,
+        rounds: burst,
+        perSec: median(burst),
+      })
 
       // isolated
       const isolated = variant.kind === 'raw' ? [] : await isolatedReceive(url, names, variant, messages, settings.receiveRounds)
       if (isolated.length > 0) {
-        points.push({ ...variantPoint(variant, 'isolated', messages), validationsPerMessage: perMessage, rounds: isolated, perSec: median(isolated) })
+        points.push({
+          ...variantPoint(variant, 'isolated', messages),
+          validationsPerMessage: perMessage,
+          rounds: isolated,
+          perSec: median(isolated),
+        })
       }
       log(
         `  ${variant.label.padEnd(40)} burst ${fmt(median(burst)).padStart(9)}/s` +
@@ -446,7 +457,9 @@ async function fanout(url: string, settings: Settings): Promise<FanoutPoint[]> {
         sentPerSec: median(rounds.map((round) => round.sentPerSec)),
       }
       points.push(point)
-      log(`  ${entry.label.padEnd(28)} ${String(connections).padStart(2)} conns: delivered ${fmt(point.deliveredPerSec).padStart(10)}/s summed`)
+      log(
+        `  ${entry.label.padEnd(28)} ${String(connections).padStart(2)} conns: delivered ${fmt(point.deliveredPerSec).padStart(10)}/s summed`,
+      )
     }
   }
   return points
@@ -516,7 +529,8 @@ async function memory(url: string, settings: Settings): Promise<MemoryResult> {
 function checks(results: Pick<BenchResults, 'throughput' | 'latency' | 'receive' | 'memory'>): Check[] {
   const list: Check[] = []
   const delivered = (id: SenderKind, layout: Layout): number | undefined =>
-    results.throughput.find((point) => point.target === id && point.layout === layout && point.concurrency === 100)?.median.deliveredPerSec
+    results.throughput.find((point) => point.target === id && point.layout === layout && point.concurrency === 100)?.median
+      .deliveredPerSec
   for (const layout of ['separate', 'same'] as const) {
     const typed = delivered('typed-small', layout)
     const where = layout === 'separate' ? 'listener in a separate process' : 'same process'
@@ -617,7 +631,8 @@ function ownVersion(): string {
   const version = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
   try {
     const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' }).trim()
-    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' }).trim() !== ''
+    const dirty =
+      execFileSync('git', ['status', '--porcelain', '--', 'src'], { cwd: ROOT, encoding: 'utf8', stdio: 'pipe' }).trim() !== ''
     return `${version} (${commit}${dirty ? ', src modified' : ''})`
   } catch {
     return version
@@ -631,8 +646,10 @@ async function main(): Promise<void> {
   const startedAt = hrtime()
   const loadAverageStart = os.loadavg()
   const fullDefaults = settings.scale === 'full'
-  const outFile = process.env.BENCH_OUT ?? join(ROOT, fullDefaults ? 'bench/results/latest.json' : `.tmp/bench-results/${settings.scale}.json`)
-  const docsFile = process.env.BENCH_DOCS ?? join(ROOT, fullDefaults ? 'docs/benchmarks.md' : `.tmp/bench-results/${settings.scale}.md`)
+  const outFile =
+    process.env.BENCH_OUT ?? join(ROOT, fullDefaults ? 'bench/results/latest.json' : `.tmp/bench-results/${settings.scale}.json`)
+  const docsFile =
+    process.env.BENCH_DOCS ?? join(ROOT, fullDefaults ? 'docs/benchmarks.md' : `.tmp/bench-results/${settings.scale}.md`)
 
   const envUrl = process.env.DATABASE_URL
   let server: PgServer | undefined
@@ -647,9 +664,12 @@ async function main(): Promise<void> {
   try {
     const probeClient = new pg.Client({ connectionString: url })
     await probeClient.connect()
-    const version = (await probeClient.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown'
+    const version =
+      (await probeClient.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? 'unknown'
     await probeClient.end()
-    log(`PostgreSQL ${version} (${server === undefined ? 'DATABASE_URL' : 'embedded'}), scale ${settings.scale}, sections ${[...sections].join(', ')}`)
+    log(
+      `PostgreSQL ${version} (${server === undefined ? 'DATABASE_URL' : 'embedded'}), scale ${settings.scale}, sections ${[...sections].join(', ')}`,
+    )
     serverClock = await serverCpu(url)
     // Checks the channel map once, so a broken schema fails before minutes of measuring.
     benchChannels(channelNames())

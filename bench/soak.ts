@@ -126,7 +126,11 @@ async function main(): Promise<number> {
   await consumer.listening(channel)
 
   // ---- producer: the typed layer, reconnecting; its connection is left alone ----
-  const producer = channels.attach({ connect: url, retry, whileDisconnected: { maxWaitMs: 30_000, maxQueued: settings.inFlight * 2 } })
+  const producer = channels.attach({
+    connect: url,
+    retry,
+    whileDisconnected: { maxWaitMs: 30_000, maxQueued: settings.inFlight * 2 },
+  })
   const producerErrors: string[] = []
   producer.on('error', (error) => producerErrors.push(error.message))
   await new Promise((resolve) => producer.on('connect', resolve))
@@ -165,18 +169,21 @@ async function main(): Promise<number> {
     while (inFlight >= settings.inFlight) await new Promise<void>((resolve) => (slotFree = resolve))
     inFlight++
     sentAt[seq] = now()
-    producer.notify(channel, { seq }).then(
-      () => {
-        answeredAt[seq] = now()
-      },
-      (error: Error) => {
-        failed.push(`${seq}: ${error.message}`)
-      },
-    ).finally(() => {
-      inFlight--
-      slotFree?.()
-      slotFree = undefined
-    })
+    producer
+      .notify(channel, { seq })
+      .then(
+        () => {
+          answeredAt[seq] = now()
+        },
+        (error: Error) => {
+          failed.push(`${seq}: ${error.message}`)
+        },
+      )
+      .finally(() => {
+        inFlight--
+        slotFree?.()
+        slotFree = undefined
+      })
   }
   while (inFlight > 0) await new Promise<void>((resolve) => (slotFree = resolve))
   const produceMs = now() - produceStart
@@ -195,7 +202,10 @@ async function main(): Promise<number> {
 
   // ---- analysis ----
   const windows = outages.map((outage) => ({
-    start: Math.min(Number.isNaN(outage.killAt) ? Number.POSITIVE_INFINITY : outage.killAt, outage.disconnectAt ?? Number.POSITIVE_INFINITY),
+    start: Math.min(
+      Number.isNaN(outage.killAt) ? Number.POSITIVE_INFINITY : outage.killAt,
+      outage.disconnectAt ?? Number.POSITIVE_INFINITY,
+    ),
     end: outage.reconnectAt ?? Number.POSITIVE_INFINITY,
   }))
   const inGap = (seq: number): number => {
@@ -234,10 +244,18 @@ async function main(): Promise<number> {
 
   // ---- report ----
   const ms = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(0))
-  console.log(`sent ${settings.messages} (accepted by the server ${accepted}, failed ${failed.length}) in ${(produceMs / 1_000).toFixed(1)} s`)
-  console.log(`received ${receivedCount} distinct (duplicates ${duplicates}, unknown ${unknown.length}); drained: ${String(drained)}`)
-  console.log(`outages ${outages.length} (kills ${outages.filter((outage) => outage.pid !== 0).length}); gap windows, ms since start:`)
-  console.log('   #     kill  disconnect  reconnect   gap ms  downtimeMs  attempts  sent in gap  missed in gap  of which before disconnect')
+  console.log(
+    `sent ${settings.messages} (accepted by the server ${accepted}, failed ${failed.length}) in ${(produceMs / 1_000).toFixed(1)} s`,
+  )
+  console.log(
+    `received ${receivedCount} distinct (duplicates ${duplicates}, unknown ${unknown.length}); drained: ${String(drained)}`,
+  )
+  console.log(
+    `outages ${outages.length} (kills ${outages.filter((outage) => outage.pid !== 0).length}); gap windows, ms since start:`,
+  )
+  console.log(
+    '   #     kill  disconnect  reconnect   gap ms  downtimeMs  attempts  sent in gap  missed in gap  of which before disconnect',
+  )
   outages.forEach((outage, index) => {
     const window = windows[index]
     const stats = perWindow[index]
@@ -263,7 +281,9 @@ async function main(): Promise<number> {
     `  of which answered between the kill and 'disconnect': ${missedEarly} (the consumer cannot know of a loss before the socket says so; ` +
       "an application catching up at 'reconnect' should re-read from a little before the loss)",
   )
-  console.log(`missed outside gap windows: ${lostOutside.length}${lostOutside.length > 0 ? ` (first: ${lostOutside.slice(0, 10).join(', ')})` : ''}`)
+  console.log(
+    `missed outside gap windows: ${lostOutside.length}${lostOutside.length > 0 ? ` (first: ${lostOutside.slice(0, 10).join(', ')})` : ''}`,
+  )
 
   const problems: string[] = []
   if (lostOutside.length > 0) problems.push(`${lostOutside.length} messages sent outside every gap window were never received`)

@@ -9,15 +9,7 @@ import { pgIPC, type Message } from '../src/index.js'
 import { benchChannels, large, small, type ChannelNames } from './payloads.js'
 
 export type SenderKind =
-  | 'raw-rt'
-  | 'raw-pipeline'
-  | 'raw-unnest'
-  | 'pg-ipc'
-  | 'pg-listen'
-  | 'postgres'
-  | 'core'
-  | 'typed-small'
-  | 'typed-large'
+  'raw-rt' | 'raw-pipeline' | 'raw-unnest' | 'pg-ipc' | 'pg-listen' | 'postgres' | 'core' | 'typed-small' | 'typed-large'
 
 export type ListenerKind = 'raw' | 'pg-ipc' | 'pg-listen' | 'postgres' | 'core' | 'typed-small' | 'typed-large'
 
@@ -148,7 +140,7 @@ export async function createSender(kind: SenderKind, url: string, names: Channel
   switch (kind) {
     case 'raw-rt':
     case 'raw-pipeline': {
-      const client = await connectedClient(url, kind === 'raw-pipeline' ? { pipeline: true } as pg.ClientConfig : {})
+      const client = await connectedClient(url, kind === 'raw-pipeline' ? { pipeline: true } : {})
       return {
         perCall: 1,
         workers: concurrency,
@@ -305,7 +297,7 @@ export async function createListener(
     switch (kind) {
       case 'raw': {
         const client = await connectedClient(url)
-        sockets.push(client as unknown as Socketed)
+        sockets.push(client)
         clients.push(client)
         closers.push(() => client.end())
         client.on('notification', delivered)
@@ -314,7 +306,7 @@ export async function createListener(
       }
       case 'pg-ipc': {
         const client = await connectedClient(url)
-        sockets.push(client as unknown as Socketed)
+        sockets.push(client)
         clients.push(client)
         closers.push(() => client.end())
         const ipc = pgIpc(client)
@@ -323,7 +315,8 @@ export async function createListener(
           touch(message.payload)
           delivered()
         })
-        for (let index = 1; index < perConnection; index++) ipc.on(channel, (message: { payload: unknown }) => touch(message.payload))
+        for (let index = 1; index < perConnection; index++)
+          ipc.on(channel, (message: { payload: unknown }) => touch(message.payload))
         await listening
         return
       }
@@ -351,7 +344,7 @@ export async function createListener(
       }
       case 'core': {
         const client = await connectedClient(url)
-        sockets.push(client as unknown as Socketed)
+        sockets.push(client)
         clients.push(client)
         const ipc = pgIPC(client)
         closers.push(async () => {
@@ -369,7 +362,7 @@ export async function createListener(
       case 'typed-small':
       case 'typed-large': {
         const client = await connectedClient(url)
-        sockets.push(client as unknown as Socketed)
+        sockets.push(client)
         clients.push(client)
         const channels = benchChannels(names)
         const ipcs = Array.from({ length: instances }, () => channels.attach(client))

@@ -51,8 +51,7 @@ type AnyMessage = { [Name in Channel]: MessageOf<Channels, Name> }[Channel]
 // ---- what the services received, in arrival order ----------------------------------------------
 
 type Arrival = { readonly seq: number; readonly service: Service } & (
-  | { readonly kind: 'message'; readonly message: AnyMessage }
-  | { readonly kind: 'invalid'; readonly error: InvalidMessageError }
+  { readonly kind: 'message'; readonly message: AnyMessage } | { readonly kind: 'invalid'; readonly error: InvalidMessageError }
 )
 type ArrivalInput = Arrival extends infer Entry ? (Entry extends Arrival ? Omit<Entry, 'seq'> : never) : never
 
@@ -74,7 +73,7 @@ class Journal {
   }
 
   record(entry: ArrivalInput): void {
-    this.#arrivals.push({ ...entry, seq: this.#arrivals.length } as Arrival)
+    this.#arrivals.push({ ...entry, seq: this.#arrivals.length })
     for (const check of [...this.#waiters]) check()
   }
 
@@ -267,7 +266,12 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
   const billingPid = await pid(billingDb)
   const ordersTxPid = await pid(ordersTx)
   const sqlPid = await pid(sqlDb)
-  const names = new Map([[ordersPid, 'orders'], [billingPid, 'billing'], [ordersTxPid, 'orders'], [sqlPid, 'sql']])
+  const names = new Map([
+    [ordersPid, 'orders'],
+    [billingPid, 'billing'],
+    [ordersTxPid, 'orders'],
+    [sqlPid, 'sql'],
+  ])
   const who = (processId: number): string => names.get(processId) ?? `pid ${processId}`
   const version = (await sqlDb.query<{ server_version: string }>('SHOW server_version')).rows[0]?.server_version ?? '?'
 
@@ -303,7 +307,12 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
     since,
     received('orders', 'invoiceSent', (message) => message.payload.orderId === first.orderId),
   )
-  line('orders', '←', 'invoiceSent', `invoice ${invoiced.message.payload.invoiceNo} for order ${short(invoiced.message.payload.orderId)}`)
+  line(
+    'orders',
+    '←',
+    'invoiceSent',
+    `invoice ${invoiced.message.payload.invoiceNo} for order ${short(invoiced.message.payload.orderId)}`,
+  )
 
   since = journal.cursor
   await orders.notify('cacheCleared')
@@ -349,7 +358,12 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
       : undefined,
   )
   check(leaked === undefined, 'billing received nothing from orders before the follow-up')
-  line('billing', '←', 'orderPlaced', `order ${short(followUp.orderId)} is the next thing from orders: the rejected one was never sent`)
+  line(
+    'billing',
+    '←',
+    'orderPlaced',
+    `order ${short(followUp.orderId)} is the next thing from orders: the rejected one was never sent`,
+  )
 
   // ---- 3 ----
   out()
@@ -377,7 +391,12 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
     reported('billing', (error) => error.processId === sqlPid && error.rawPayload === wrongShape),
   )
   check(misshapen.error.issues.length > 0, 'the wrong shape comes with zod issues')
-  line('billing', '!', 'invalid', `${misshapen.error.name} from ${who(misshapen.error.processId)}: ${misshapen.error.issues.length} issues:`)
+  line(
+    'billing',
+    '!',
+    'invalid',
+    `${misshapen.error.name} from ${who(misshapen.error.processId)}: ${misshapen.error.issues.length} issues:`,
+  )
   for (const issue of misshapen.error.issues) more(`  ${issueText(issue)}`)
 
   const third = newOrder(7.25)
@@ -388,7 +407,10 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
     since,
     received('billing', 'orderPlaced', (message) => message.payload.orderId === third.orderId),
   )
-  const seenBad = journal.find(since, received('billing', 'orderPlaced', (message) => message.processId === sqlPid))
+  const seenBad = journal.find(
+    since,
+    received('billing', 'orderPlaced', (message) => message.processId === sqlPid),
+  )
   check(seenBad === undefined, "billing's orderPlaced listener never saw the malformed notifications")
   line('billing', '←', 'orderPlaced', `order ${short(third.orderId)}: still running, and its listener never saw the bad ones`)
 
@@ -431,7 +453,10 @@ async function demo(cleanups: Cleanup[]): Promise<string> {
   line('sql', '→', 'cacheCleared', `${marker}  (marker)`)
   await journal.waitFor('the marker after ROLLBACK', since, markerFromSql)
   check(
-    journal.find(since, received('billing', 'orderPlaced', (message) => message.payload.orderId === rolledBack.orderId)) === undefined,
+    journal.find(
+      since,
+      received('billing', 'orderPlaced', (message) => message.payload.orderId === rolledBack.orderId),
+    ) === undefined,
     'the rolled-back order never arrives',
   )
   line('billing', '←', 'cacheCleared', `marker arrived; order ${short(rolledBack.orderId)} never will (rolled back)`)

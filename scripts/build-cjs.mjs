@@ -36,7 +36,15 @@ function declarationFiles(dir) {
 
 /** Does `specifier`, imported from a CommonJS file at `from`, resolve to ES module types only? */
 function esmOnly(specifier, from) {
-  const { resolvedModule } = ts.resolveModuleName(specifier, from, consumerOptions, ts.sys, undefined, undefined, ts.ModuleKind.CommonJS)
+  const { resolvedModule } = ts.resolveModuleName(
+    specifier,
+    from,
+    consumerOptions,
+    ts.sys,
+    undefined,
+    undefined,
+    ts.ModuleKind.CommonJS,
+  )
   if (resolvedModule === undefined) return false // not installed here: nothing to decide, leave it as is
   const format = ts.getImpliedNodeFormatForFile(resolvedModule.resolvedFileName, undefined, ts.sys, consumerOptions)
   return format === ts.ModuleKind.ESNext
@@ -58,12 +66,20 @@ function toCommonJs(file, { dropTypeOnlyExports }) {
     return true
   }
   const visit = (node) => {
-    if ((ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) && node.moduleSpecifier !== undefined && ts.isStringLiteral(node.moduleSpecifier)) {
+    if (
+      (ts.isImportDeclaration(node) || ts.isExportDeclaration(node)) &&
+      node.moduleSpecifier !== undefined &&
+      ts.isStringLiteral(node.moduleSpecifier)
+    ) {
       if (!relativeSpecifier(node.moduleSpecifier) && esmOnly(node.moduleSpecifier.text, file)) {
         if (node.attributes !== undefined) throw new Error(`${relative(root, file)}: import attributes already present`)
         const typeOnly = ts.isImportDeclaration(node) ? node.importClause?.isTypeOnly === true : node.isTypeOnly
         if (!typeOnly) throw new Error(`${relative(root, file)}: a value import of ES-module-only ${node.moduleSpecifier.text}`)
-        edits.push({ start: node.moduleSpecifier.getEnd(), end: node.moduleSpecifier.getEnd(), text: " with { 'resolution-mode': 'import' }" })
+        edits.push({
+          start: node.moduleSpecifier.getEnd(),
+          end: node.moduleSpecifier.getEnd(),
+          text: " with { 'resolution-mode': 'import' }",
+        })
       }
       if (dropTypeOnlyExports && ts.isExportDeclaration(node)) {
         // `export import X = lib.X` (in index.d.cts) cannot alias what was exported with `export type`.
@@ -111,7 +127,12 @@ for (const file of declarationFiles(dist)) {
 
 // ---- 2. the export list and pgIPC's overloads, from the ES module's declarations ----------------
 
-const program = ts.createProgram([index], { ...consumerOptions, module: ts.ModuleKind.NodeNext, moduleResolution: ts.ModuleResolutionKind.NodeNext, noEmit: true })
+const program = ts.createProgram([index], {
+  ...consumerOptions,
+  module: ts.ModuleKind.NodeNext,
+  moduleResolution: ts.ModuleResolutionKind.NodeNext,
+  noEmit: true,
+})
 const checker = program.getTypeChecker()
 const moduleSymbol = checker.getSymbolAtLocation(program.getSourceFile(index))
 if (moduleSymbol === undefined) throw new Error('dist/index.d.ts has no module symbol')
@@ -123,7 +144,9 @@ const names = checker
 if (!names.includes('pgIPC')) throw new Error('dist/index.d.ts does not export pgIPC')
 
 const pgIPCSymbol = checker.getAliasedSymbol(checker.getExportsOfModule(moduleSymbol).find((symbol) => symbol.name === 'pgIPC'))
-const overloads = (pgIPCSymbol.declarations ?? []).filter((declaration) => ts.isFunctionDeclaration(declaration) && declaration.body === undefined)
+const overloads = (pgIPCSymbol.declarations ?? []).filter(
+  (declaration) => ts.isFunctionDeclaration(declaration) && declaration.body === undefined,
+)
 if (overloads.length === 0) throw new Error('no declaration of pgIPC found')
 
 /** Every type name an overload mentions must be one the package exports (it is imported from there). */
@@ -139,7 +162,9 @@ const signatures = overloads.map((declaration) => {
   const fullText = source.text.slice(declaration.getFullStart(), declaration.getEnd()).replace(/^\s*\n/, '')
   return fullText.replace(/\bexport\s+declare\s+function\s+pgIPC\b/, 'declare function pgIPC')
 })
-const typeParameters = new Set(overloads.flatMap((declaration) => (declaration.typeParameters ?? []).map((parameter) => parameter.name.text)))
+const typeParameters = new Set(
+  overloads.flatMap((declaration) => (declaration.typeParameters ?? []).map((parameter) => parameter.name.text)),
+)
 const imported = [...mentioned].filter((name) => !typeParameters.has(name)).sort()
 for (const name of imported) {
   if (!names.includes(name)) throw new Error(`pgIPC's signature mentions ${name}, which the package does not export`)

@@ -130,7 +130,9 @@ defineChannels({ literal: z.literal('ping') })
 defineChannels({ enum: z.enum(['a', 'b']) })
 defineChannels({ tuple: z.tuple([z.string(), z.number()]) })
 defineChannels({ record: z.record(z.string(), z.number()) })
-defineChannels({ union: z.discriminatedUnion('kind', [z.object({ kind: z.literal('a') }), z.object({ kind: z.literal('b'), n: z.number() })]) })
+defineChannels({
+  union: z.discriminatedUnion('kind', [z.object({ kind: z.literal('a') }), z.object({ kind: z.literal('b'), n: z.number() })]),
+})
 defineChannels({ withDefault: z.object({ n: z.number().default(1) }) })
 defineChannels({ any: z.any() })
 defineChannels({})
@@ -140,9 +142,7 @@ type Checked = CheckChannels<{ ok: z.ZodString; error: z.ZodString; when: z.ZodD
 expectType<z.ZodString>({} as Checked['ok'])
 expectAssignable<string>({} as Checked['error'])
 expectAssignable<string>({} as Checked['when'])
-expectType<'Channel name "error" is reserved: it is an event of the emitter. Rename the channel.'>(
-  {} as Checked['error'],
-)
+expectType<'Channel name "error" is reserved: it is an event of the emitter. Rename the channel.'>({} as Checked['error'])
 
 // Helper types -----------------------------------------------------------------------------------
 
@@ -179,9 +179,19 @@ expectType<[payload: Order]>({} as PayloadArgs<Channels['schemas']['orderPlaced'
 expectType<[]>({} as PayloadArgs<Channels['schemas']['cacheCleared']>)
 expectType<[payload?: string | undefined]>({} as PayloadArgs<Channels['schemas']['note']>)
 
-expectType<'orderPlaced' | 'cacheCleared' | 'note' | 'listen' | 'unlisten' | 'error' | 'invalid' | 'end' | 'connect' | 'reconnect' | 'disconnect'>(
-  {} as TypedEventName<Channels['schemas']>,
-)
+expectType<
+  | 'orderPlaced'
+  | 'cacheCleared'
+  | 'note'
+  | 'listen'
+  | 'unlisten'
+  | 'error'
+  | 'invalid'
+  | 'end'
+  | 'connect'
+  | 'reconnect'
+  | 'disconnect'
+>({} as TypedEventName<Channels['schemas']>)
 
 // attach -----------------------------------------------------------------------------------------
 

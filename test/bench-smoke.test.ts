@@ -53,7 +53,14 @@ describe('npm run bench (smoke scale)', () => {
     const docsFile = join(dir, 'benchmarks.md')
     const run = await node(
       ['--expose-gc', '--no-deprecation', '--enable-source-maps', `${OUT_DIR}/bench/run.js`],
-      { ...process.env, BENCH_SCALE: 'smoke', BENCH_ONLY: '', DATABASE_URL: databaseUrl(), BENCH_OUT: jsonFile, BENCH_DOCS: docsFile },
+      {
+        ...process.env,
+        BENCH_SCALE: 'smoke',
+        BENCH_ONLY: '',
+        DATABASE_URL: databaseUrl(),
+        BENCH_OUT: jsonFile,
+        BENCH_DOCS: docsFile,
+      },
       150_000,
     )
     expect(run.code, run.output).toBe(0)

@@ -40,10 +40,14 @@ let coreOnly = ''
 async function npmInstall(dir: string, packages: readonly string[]): Promise<void> {
   mkdirSync(dir, { recursive: true })
   writeFileSync(join(dir, 'package.json'), JSON.stringify({ name: 'consumer', private: true }, null, 2))
-  const run = await runChild('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...packages], {
-    cwd: dir,
-    timeoutMs: 120_000,
-  })
+  const run = await runChild(
+    'npm',
+    ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error', tarball, ...packages],
+    {
+      cwd: dir,
+      timeoutMs: 120_000,
+    },
+  )
   if (run.code !== 0) throw new Error(`npm install failed in ${dir}\n${describeChild(run)}`)
 }
 
@@ -260,7 +264,11 @@ describe('the packed tarball, installed into fresh folders', () => {
     }
     work = mkdtempSync(join(tmpdir(), 'typed-pg-ipc-consumer-'))
     const packed = JSON.parse(
-      execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }),
+      execFileSync('npm', ['pack', '--json', '--pack-destination', work], {
+        cwd: root,
+        encoding: 'utf8',
+        stdio: ['ignore', 'pipe', 'pipe'],
+      }),
     ) as { filename: string }[]
     tarball = join(work, packed[0]?.filename ?? '')
     full = join(work, 'full')
@@ -273,7 +281,11 @@ describe('the packed tarball, installed into fresh folders', () => {
     for (const [, unit] of entries) project(join(installDir(unit), unit.dir), unit.files)
     const runs = await pool(
       2,
-      entries.map(([, unit]) => () => compile(installDir(unit), join(installDir(unit), unit.dir))),
+      entries.map(
+        ([, unit]) =>
+          () =>
+            compile(installDir(unit), join(installDir(unit), unit.dir)),
+      ),
     )
     entries.forEach(([name], index) => compiled.set(name, runs[index] as ChildRun))
   }, 300_000)
@@ -284,7 +296,11 @@ describe('the packed tarball, installed into fresh folders', () => {
 
   it('the tarball holds the build, README, LICENSE and package.json, nothing else', () => {
     const files = execFileSync('tar', ['-tzf', tarball], { encoding: 'utf8' }).trim().split('\n').sort()
-    expect(files.filter((file) => !file.startsWith('package/dist/'))).toEqual(['package/LICENSE', 'package/README.md', 'package/package.json'])
+    expect(files.filter((file) => !file.startsWith('package/dist/'))).toEqual([
+      'package/LICENSE',
+      'package/README.md',
+      'package/package.json',
+    ])
     for (const entry of ['index.js', 'index.cjs', 'index.d.ts', 'index.d.cts']) expect(files).toContain(`package/dist/${entry}`)
     expect(files.filter((file) => file.endsWith('.map'))).toEqual([])
   })

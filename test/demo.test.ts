@@ -129,8 +129,8 @@ function accepts(host: string, port: number): Promise<boolean> {
 
 describe('npm run demo', () => {
   beforeAll(async () => {
-    const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> })
-      .scripts.demo
+    const script = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts
+      .demo
     // What this file runs is what the script runs.
     expect(script).toBe(`tsc ${COMPILE.join(' ')} && node ${RUN.join(' ')}`)
     const compiled = await node([TSC, ...COMPILE], env(), 110_000)

@@ -80,7 +80,9 @@ function fromDocComments(source: string, text: string): Example[] {
 
 function collect(): Example[] {
   const examples = fromMarkdown('README.md', readFileSync(join(root, 'README.md'), 'utf8'))
-  for (const name of readdirSync(join(root, 'docs')).filter((file) => file.endsWith('.md')).sort()) {
+  for (const name of readdirSync(join(root, 'docs'))
+    .filter((file) => file.endsWith('.md'))
+    .sort()) {
     examples.push(...fromMarkdown(`docs/${name}`, readFileSync(join(root, 'docs', name), 'utf8')))
   }
   for (const entry of readdirSync(join(root, 'src'), { recursive: true, encoding: 'utf8' }).sort()) {
@@ -136,7 +138,9 @@ describe('documentation examples', () => {
   afterAll(() => {
     if (runtimes.length === 0) return
     const width = Math.max(...runtimes.map((entry) => entry.example.length))
-    console.log(`documentation examples run:\n${runtimes.map((entry) => `  ${entry.example.padEnd(width)}  ${(entry.ms / 1000).toFixed(2)} s`).join('\n')}`)
+    console.log(
+      `documentation examples run:\n${runtimes.map((entry) => `  ${entry.example.padEnd(width)}  ${(entry.ms / 1000).toFixed(2)} s`).join('\n')}`,
+    )
   })
 
   it('finds the examples, and nearly all of them run', () => {
@@ -224,8 +228,13 @@ describe('documentation links', () => {
     expect(found.length).toBeGreaterThan(5)
     for (const target of found) {
       expect(target, `README link "${target}" is relative: dead on the npm page`).toMatch(/^(https?:|#)/)
-      const inRepository = /^(?:blob|tree)\/main\/([^#]+)/.exec(target.startsWith(`${home}/`) ? target.slice(home.length + 1) : '')
-      if (inRepository !== null) expect(existsSync(join(root, inRepository[1] ?? '')), `README links to ${target}, which is not in the repository`).toBe(true)
+      const inRepository = /^(?:blob|tree)\/main\/([^#]+)/.exec(
+        target.startsWith(`${home}/`) ? target.slice(home.length + 1) : '',
+      )
+      if (inRepository !== null)
+        expect(existsSync(join(root, inRepository[1] ?? '')), `README links to ${target}, which is not in the repository`).toBe(
+          true,
+        )
     }
   })
 

@@ -51,7 +51,9 @@ for (let index = 0; index < argv.length; index++) {
   else if (arg === '--out') out = resolve(argv[++index] ?? '')
   else if (/^\d+$/.test(arg ?? '')) sizes.push(Number(arg))
   else {
-    console.error(`bench:types: unknown argument "${arg}". Usage: node bench/types/run.mjs [sizes...] [--runs N] [--out file.json]`)
+    console.error(
+      `bench:types: unknown argument "${arg}". Usage: node bench/types/run.mjs [sizes...] [--runs N] [--out file.json]`,
+    )
     process.exit(2)
   }
 }
@@ -181,7 +183,8 @@ const ratio = (value) => `${value.toFixed(2)}x`
 
 function table(header, rows) {
   const widths = header.map((cell, index) => Math.max(cell.length, ...rows.map((row) => row[index].length)))
-  const line = (cells) => `| ${cells.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]) : cell.padStart(widths[index]))).join(' | ')} |`
+  const line = (cells) =>
+    `| ${cells.map((cell, index) => (index === 0 ? cell.padEnd(widths[index]) : cell.padStart(widths[index]))).join(' | ')} |`
   const rule = `|${widths.map((width, index) => (index === 0 ? '-'.repeat(width + 2) : `${'-'.repeat(width + 1)}:`)).join('|')}|`
   return [line(header), rule, ...rows.map(line)].join('\n')
 }
@@ -251,7 +254,18 @@ const rows = results.map((result) => [
 ])
 console.log()
 console.log(
-  table(['channels', 'ours: instantiations', 'ours: check time', 'naive: instantiations', 'naive: check time', 'instantiations ratio', 'check time ratio'], rows),
+  table(
+    [
+      'channels',
+      'ours: instantiations',
+      'ours: check time',
+      'naive: instantiations',
+      'naive: check time',
+      'instantiations ratio',
+      'check time ratio',
+    ],
+    rows,
+  ),
 )
 console.log()
 const checked = verdicts(results)

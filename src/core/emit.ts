@@ -17,7 +17,10 @@ export function throwLater(error: unknown): void {
  * failure while shutting down is worth a line, not a crash); else thrown, as Node does with an
  * unheard `error`, from a fresh stack.
  */
-export function escalate(error: PgIpcError, to: { readonly hasErrorListener: boolean; readonly ending: boolean; emit(error: PgIpcError): void }): void {
+export function escalate(
+  error: PgIpcError,
+  to: { readonly hasErrorListener: boolean; readonly ending: boolean; emit(error: PgIpcError): void },
+): void {
   if (to.hasErrorListener) to.emit(error)
   else if (to.ending) process.emitWarning(error)
   else throwLater(error)
@@ -55,7 +58,8 @@ export function deliverGuarded(
   for (const listener of emitter.rawListeners(channel) as ((message: unknown) => unknown)[]) {
     try {
       const result = listener.call(emitter, message)
-      if (isThenable(result)) result.then(undefined, (error: unknown) => fail(new ListenerError({ event: channel, cause: error })))
+      if (isThenable(result))
+        result.then(undefined, (error: unknown) => fail(new ListenerError({ event: channel, cause: error })))
     } catch (error) {
       fail(new ListenerError({ event: channel, cause: error }))
     }

@@ -96,7 +96,8 @@ const MAX_STATEMENTS = 100
 
 /** One hub per pg client, shared by every copy of this library loaded in the process. */
 const registryKey = Symbol.for('typed-pg-ipc.hubs.v1')
-const hubs: WeakMap<PgClient, Hub> = ((globalThis as Record<symbol, unknown>)[registryKey] as WeakMap<PgClient, Hub> | undefined) ??
+const hubs: WeakMap<PgClient, Hub> =
+  ((globalThis as Record<symbol, unknown>)[registryKey] as WeakMap<PgClient, Hub> | undefined) ??
   ((globalThis as Record<symbol, unknown>)[registryKey] = new WeakMap<PgClient, Hub>())
 
 /**
@@ -155,7 +156,11 @@ export class Hub {
   readonly #onError = (error: Error): void => this.#lose(lostError(error), error, false)
   readonly #onEnd = (): void => {
     const byUser = this.#client !== undefined && isClosedByUser(this.#client)
-    this.#lose(byUser ? new ConnectionLostError('The PostgreSQL client was closed (client.end()).') : lostError(undefined), undefined, byUser)
+    this.#lose(
+      byUser ? new ConnectionLostError('The PostgreSQL client was closed (client.end()).') : lostError(undefined),
+      undefined,
+      byUser,
+    )
   }
 
   private constructor(outage: OutagePolicy | undefined) {
@@ -240,7 +245,10 @@ export class Hub {
     if (this.#state === 'detached') {
       const outage = this.#outage as OutagePolicy
       if (this.#queue.reduce((count, queued) => count + (queued.kind === 'notify' ? 1 : 0), 0) >= outage.maxQueued) {
-        const error = new NotConnectedError({ channel, reason: `the connection is down and ${outage.maxQueued} notifications are already waiting for it` })
+        const error = new NotConnectedError({
+          channel,
+          reason: `the connection is down and ${outage.maxQueued} notifications are already waiting for it`,
+        })
         this.#defer(() => settle(error))
         return
       }
@@ -252,7 +260,9 @@ export class Hub {
   /** Runs a statement of the library's own; resolves with its rows (text columns). */
   query(statement: Statement): Promise<readonly (readonly (string | null)[])[]> {
     if (this.#state !== 'attached') {
-      return Promise.reject(new ConnectionLostError('There is no PostgreSQL connection right now. Try again after the next connect.'))
+      return Promise.reject(
+        new ConnectionLostError('There is no PostgreSQL connection right now. Try again after the next connect.'),
+      )
     }
     return new Promise((resolve, reject) => this.#enqueue({ kind: 'query', statement, resolve, reject }))
   }
@@ -295,7 +305,8 @@ export class Hub {
     this.#attachClient(client)
     for (const job of this.#queue) if (job.kind === 'notify') clearTimeout(job.timer)
     const relisten: Job[] = []
-    for (const [channel, members] of this.#wanted) for (const member of members) relisten.push({ kind: 'listen', channel, member })
+    for (const [channel, members] of this.#wanted)
+      for (const member of members) relisten.push({ kind: 'listen', channel, member })
     return new Promise<void>((resolve, reject) => {
       this.#queue.unshift(...relisten, { kind: 'barrier', reached: resolve, lost: reject })
       this.#pump()
@@ -560,7 +571,10 @@ export class Hub {
         const error = new NotifyOutcomeUnknownError({ channel: job.channel, cause })
         this.#defer(() => job.settle(error))
       } else if (job.kind === 'query') {
-        const error = new ConnectionLostError(`The PostgreSQL connection was lost before the query was answered: ${messageOf(cause)}.`, { cause })
+        const error = new ConnectionLostError(
+          `The PostgreSQL connection was lost before the query was answered: ${messageOf(cause)}.`,
+          { cause },
+        )
         this.#defer(() => job.reject(error))
       }
       // LISTEN/UNLISTEN: the session is gone with whatever it listened to.
@@ -585,7 +599,11 @@ export class Hub {
       }
       case 'listen':
       case 'unlisten': {
-        const error = new QueryFailedError({ command: job.kind === 'listen' ? 'LISTEN' : 'UNLISTEN', channel: job.channel, cause })
+        const error = new QueryFailedError({
+          command: job.kind === 'listen' ? 'LISTEN' : 'UNLISTEN',
+          channel: job.channel,
+          cause,
+        })
         this.#defer(() => job.member.hubFailed(error))
         break
       }
@@ -668,7 +686,7 @@ export class Hub {
 
   /** Settles a member's queued notifications that can no longer be sent. */
   #dropNotifications(member: HubMember, errorFor: (job: NotifyJob) => PgIpcError): void {
-    for (let index = 0; index < this.#queue.length; ) {
+    for (let index = 0; index < this.#queue.length;) {
       const job = this.#queue[index] as Job
       if (job.kind === 'notify' && job.member === member) {
         this.#queue.splice(index, 1)

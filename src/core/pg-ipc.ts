@@ -42,10 +42,10 @@ export interface PgIPCOptions {
 type ListenerFor<Event extends string | symbol, Events> = Event extends symbol
   ? (...args: unknown[]) => unknown
   : Event extends keyof Events
-  ? Events[Event] extends unknown[]
-    ? (...args: Events[Event]) => unknown
-    : never
-  : (message: Message) => unknown
+    ? Events[Event] extends unknown[]
+      ? (...args: Events[Event]) => unknown
+      : never
+    : (message: Message) => unknown
 
 /**
  * An EventEmitter over one pg client: the first listener on a channel issues LISTEN, the last one
@@ -313,14 +313,19 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   listening(channel: string): Promise<void> {
     assertChannelName(channel)
     if (!this.#subscribed.has(channel)) {
-      return Promise.reject(new NotListeningError({ channel, reason: this.#endCalled ? 'the instance has ended' : 'it has no listener' }))
+      return Promise.reject(
+        new NotListeningError({ channel, reason: this.#endCalled ? 'the instance has ended' : 'it has no listener' }),
+      )
     }
     if (this.#active.has(channel)) return Promise.resolve()
     if (this.#hub.closed) {
       return Promise.reject(
-        new ConnectionLostError(`Cannot LISTEN on channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`, {
-          channel,
-        }),
+        new ConnectionLostError(
+          `Cannot LISTEN on channel "${channel}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+          {
+            channel,
+          },
+        ),
       )
     }
     return new Promise<void>((resolve, reject) => {
@@ -441,7 +446,11 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     }
     const failure =
       error ?? new ConnectionLostError('The PostgreSQL client was closed (client.end()): nothing more is received on it.')
-    this.#settleWaiters(undefined, (channel) => new ConnectionLostError(`Not listening on channel "${channel}": ${failure.message}`, { channel, cause: failure }))
+    this.#settleWaiters(
+      undefined,
+      (channel) =>
+        new ConnectionLostError(`Not listening on channel "${channel}": ${failure.message}`, { channel, cause: failure }),
+    )
     if (error !== undefined && !this.#finished) this.#fail(error)
     if (kind === 'gave-up') void this.end()
   }
@@ -463,10 +472,14 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
 
   /** Emits an event; a listener that throws cannot unwind into pg or the hub. */
   #emitSafely(event: string, ...args: unknown[]): void {
-    emitGuarded((name, ...values) => super.emit(name, ...values), event, args, (error) => this.#fail(error))
+    emitGuarded(
+      (name, ...values) => super.emit(name, ...values),
+      event,
+      args,
+      (error) => this.#fail(error),
+    )
   }
 }
-
 
 /**
  * Creates an EventEmitter over one pg client that LISTENs on a channel when its first listener is

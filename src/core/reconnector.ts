@@ -86,7 +86,10 @@ export interface ReconnectOptions {
 /** True when `value` is options for the reconnecting mode rather than a pg client. */
 export function isReconnectOptions(value: unknown): value is ReconnectOptions {
   return (
-    typeof value === 'object' && value !== null && 'connect' in value && typeof (value as { query?: unknown }).query !== 'function'
+    typeof value === 'object' &&
+    value !== null &&
+    'connect' in value &&
+    typeof (value as { query?: unknown }).query !== 'function'
   )
 }
 
@@ -160,7 +163,10 @@ export class Reconnector {
     clearTimeout(this.#backoff)
     const client = this.#client
     this.#client = undefined
-    this.hub.close(new EndedError({ action: 'notify', detail: 'the instance ended before a connection was available' }), undefined)
+    this.hub.close(
+      new EndedError({ action: 'notify', detail: 'the instance ended before a connection was available' }),
+      undefined,
+    )
     // A connected client is closed politely (the server ends its session); one still connecting is cut off.
     if (client !== undefined) await (phaseOf(client) === 'open' ? closeClient(client) : destroyClient(client))
     await this.#loop
@@ -413,7 +419,9 @@ export class Reconnector {
       () => {
         if (this.hub.stalledMs() <= timeoutMs || this.hub.client !== client) return
         this.hub.detach(
-          new ConnectionLostError(`The PostgreSQL connection did not answer a health check within ${timeoutMs} ms; replacing it.`),
+          new ConnectionLostError(
+            `The PostgreSQL connection did not answer a health check within ${timeoutMs} ms; replacing it.`,
+          ),
         )
       },
       Math.max(10, Math.min(timeoutMs / 4, 1_000)),
@@ -430,7 +438,9 @@ export class Reconnector {
 function asLost(error: unknown): ConnectionLostError {
   return error instanceof ConnectionLostError
     ? error
-    : new ConnectionLostError(`The PostgreSQL connection failed while it was being set up: ${messageOf(error)}.`, { cause: error })
+    : new ConnectionLostError(`The PostgreSQL connection failed while it was being set up: ${messageOf(error)}.`, {
+        cause: error,
+      })
 }
 
 function ignore(): void {}

@@ -132,7 +132,11 @@ export class EndedError extends PgIpcError {
     action,
     channel,
     detail,
-  }: { readonly action: string; readonly channel?: string | undefined; readonly detail?: string | undefined }) {
+  }: {
+    readonly action: string
+    readonly channel?: string | undefined
+    readonly detail?: string | undefined
+  }) {
     super(
       ErrorCode.Ended,
       detail === undefined
@@ -164,7 +168,15 @@ export class QueryFailedError extends PgIpcError {
   /** The SQLSTATE code from PostgreSQL, when the server sent one. */
   readonly sqlState: string | undefined
 
-  constructor({ command, channel, cause }: { readonly command: LibraryCommand; readonly channel?: string | undefined; readonly cause: unknown }) {
+  constructor({
+    command,
+    channel,
+    cause,
+  }: {
+    readonly command: LibraryCommand
+    readonly channel?: string | undefined
+    readonly cause: unknown
+  }) {
     const sqlState = sqlStateOf(cause)
     super(
       ErrorCode.QueryFailed,
@@ -284,7 +296,18 @@ export class ListenerError extends PgIpcError {
 
 /** The emitters' own events (kept here so that errors stays a leaf; src/core/events.ts is the declaration). */
 function isEventName(name: string): boolean {
-  return ['listen', 'unlisten', 'notify', 'end', 'invalid', 'connect', 'reconnect', 'disconnect', 'newListener', 'removeListener'].includes(name)
+  return [
+    'listen',
+    'unlisten',
+    'notify',
+    'end',
+    'invalid',
+    'connect',
+    'reconnect',
+    'disconnect',
+    'newListener',
+    'removeListener',
+  ].includes(name)
 }
 
 /** @internal */
@@ -299,7 +322,7 @@ export function messageOf(value: unknown): string {
 
 function sqlStateOf(value: unknown): string | undefined {
   if (typeof value === 'object' && value !== null && 'code' in value) {
-    const code = (value as { code: unknown }).code
+    const code = value.code
     if (typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code)) return code
   }
   return undefined
@@ -317,7 +340,15 @@ export class InvalidPayloadError extends PgIpcError {
   /** What zod found wrong, path by path. */
   readonly issues: readonly ValidationIssue[]
 
-  constructor({ channel, issues, cause }: { readonly channel: string; readonly issues: readonly ValidationIssue[]; readonly cause?: unknown }) {
+  constructor({
+    channel,
+    issues,
+    cause,
+  }: {
+    readonly channel: string
+    readonly issues: readonly ValidationIssue[]
+    readonly cause?: unknown
+  }) {
     super(
       ErrorCode.InvalidPayload,
       `Payload for channel "${channel}" does not match its schema: ${describeIssues(issues)}. Nothing was sent; fix the value (see .issues).`,

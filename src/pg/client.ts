@@ -133,8 +133,12 @@ export function connectClient(client: PgClient): Promise<unknown> {
  * reconnecting mode's setup check), rows as arrays of text.
  */
 export async function rowsOf(client: PgClient, statement: Statement): Promise<readonly (readonly unknown[])[]> {
-  const query = client.query as unknown as (config: { text: string; values: unknown[]; rowMode: 'array' }) => Promise<{ rows: unknown[][] }>
-  const result = await query.call(client, { text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' })
+  const query = client.query.bind(client) as unknown as (config: {
+    text: string
+    values: unknown[]
+    rowMode: 'array'
+  }) => Promise<{ rows: unknown[][] }>
+  const result = await query({ text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' })
   return result.rows
 }
 

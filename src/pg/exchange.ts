@@ -265,10 +265,19 @@ function write(connection: ProtocolConnection, statement: Statement): void {
 /** A pipelining client sends each query with its own Sync at once; one statement per exchange. */
 function runPipelined(client: PgClient, statements: readonly Statement[], done: (result: ExchangeResult) => void): void {
   const [statement] = statements
-  if (statement === undefined || statements.length > 1) throw new RangeError('A pipelining client takes one statement per exchange.')
-  const query = client.query as unknown as (config: { text: string; values: unknown[]; rowMode: 'array' }) => Promise<{ rows: (string | null)[][] }>
-  query.call(client, { text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' }).then(
-    (result) => done({ sent: true, outcomes: [{ kind: 'done', rows: result.rows.map((row) => row.map((value) => (value === null ? null : String(value)))) }] }),
+  if (statement === undefined || statements.length > 1)
+    throw new RangeError('A pipelining client takes one statement per exchange.')
+  const query = client.query.bind(client) as unknown as (config: {
+    text: string
+    values: unknown[]
+    rowMode: 'array'
+  }) => Promise<{ rows: (string | null)[][] }>
+  query({ text: statement.text, values: [...(statement.values ?? [])], rowMode: 'array' }).then(
+    (result) =>
+      done({
+        sent: true,
+        outcomes: [{ kind: 'done', rows: result.rows.map((row) => row.map((value) => (value === null ? null : String(value)))) }],
+      }),
     (error: unknown) =>
       done({ sent: true, outcomes: [isServerError(error) ? { kind: 'failed', error } : { kind: 'unknown', error }] }),
   )

@@ -48,7 +48,10 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
    * await tx.query('COMMIT')
    * ```
    */
-  notifyQuery<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): NotifyQuery
+  notifyQuery<Name extends string>(
+    name: NotifyName<Schemas, Name>,
+    ...payload: Uninferred<NotifyArgs<Schemas, Name>>
+  ): NotifyQuery
 }
 
 /**
@@ -70,9 +73,7 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
  * })
  * ```
  */
-export function defineChannels<Schemas extends ChannelSchemas>(
-  schemas: Schemas & ValidChannels<Schemas>,
-): ChannelSet<Schemas> {
+export function defineChannels<Schemas extends ChannelSchemas>(schemas: Schemas & ValidChannels<Schemas>): ChannelSet<Schemas> {
   if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
     throw new TypeError('defineChannels() takes an object mapping channel names to zod schemas.')
   }

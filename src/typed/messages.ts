@@ -53,7 +53,7 @@ export function createMessageIterator<Item>(
   let buffer: Item[] = []
   /** Pending `next()` calls, answered in order. */
   const waiting: { resolve: (result: IteratorResult<Item, undefined>) => void; reject: (error: unknown) => void }[] = []
-  let failure: unknown
+  let failure: Error | undefined
   let finished = false
 
   const done = (): IteratorResult<Item, undefined> => ({ value: undefined, done: true })

@@ -47,7 +47,7 @@ function* childrenOf(def: SchemaLike['_zod']['def']): Generator<[unknown, string
 
 export function isZodSchema(value: unknown): value is SchemaLike {
   if (typeof value !== 'object' || value === null || !('_zod' in value)) return false
-  const internals = (value as { _zod: unknown })._zod
+  const internals = value._zod
   return typeof internals === 'object' && internals !== null && 'def' in internals
 }
 
@@ -57,7 +57,10 @@ export function assertWireSchema(channel: string, schema: unknown): void {
     typeof (schema as { safeEncode?: unknown }).safeEncode !== 'function' ||
     typeof (schema as { safeDecode?: unknown }).safeDecode !== 'function'
   ) {
-    throw new SchemaNotEncodableError({ channel, reason: 'it is not a zod 4 schema. Pass a schema made with `z` from "zod" (v4).' })
+    throw new SchemaNotEncodableError({
+      channel,
+      reason: 'it is not a zod 4 schema. Pass a schema made with `z` from "zod" (v4).',
+    })
   }
   const seen = new Set<string>()
   const ids = new WeakMap<object, number>()

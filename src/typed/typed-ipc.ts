@@ -191,17 +191,26 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Alias of `on`. */
-  addListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
+  addListener<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     return this.#add(event, listener as AnyFunction, false, false)
   }
 
   /** Like `on`, but runs before the listeners already there. */
-  prependListener<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
+  prependListener<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     return this.#add(event, listener as AnyFunction, false, true)
   }
 
   /** A listener for the next valid message on a channel (invalid ones do not use it up), or the next event. */
-  once<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
+  once<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     return this.#add(event, listener as AnyFunction, true, false)
   }
 
@@ -214,7 +223,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   /** Removes a listener; the channel's LISTEN is released when its last listener leaves. */
-  off<Event extends string>(event: EventParameter<Schemas, Event>, listener: Uninferred<ListenerParameter<Schemas, Event>>): this {
+  off<Event extends string>(
+    event: EventParameter<Schemas, Event>,
+    listener: Uninferred<ListenerParameter<Schemas, Event>>,
+  ): this {
     return this.removeListener(event, listener)
   }
 
@@ -288,14 +300,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    * for await (const message of ipc.messages('orderPlaced', { signal })) console.log(message.payload.orderId)
    * ```
    */
-  messages<Name extends ChannelName<Schemas>>(
-    name: Name,
-    options?: MessagesOptions,
-  ): MessageIterator<MessageOf<Schemas, Name>> {
+  messages<Name extends ChannelName<Schemas>>(name: Name, options?: MessagesOptions): MessageIterator<MessageOf<Schemas, Name>> {
     this.#schema(name)
     if (this.#core.ended) throw new EndedError({ action: 'iterate messages', channel: name })
     type Item = MessageOf<Schemas, Name>
-    let loop: RunningLoop | undefined
     const iterator = createMessageIterator<Item>(
       name,
       {
@@ -305,20 +313,24 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
           return () => {
             this.#channels.removeListener(name, listener)
             this.#releaseIfIdle(name)
-            if (loop !== undefined) this.#iterators.delete(loop)
+            this.#iterators.delete(loop)
           }
         },
       },
       options,
     )
-    loop = { channel: name, fail: iterator.fail, finish: iterator.finish }
+    // (Declared after the iterator it refers to: the unsubscribe above runs only once the loop ends.)
+    const loop: RunningLoop = { channel: name, fail: (error) => iterator.fail(error), finish: () => iterator.finish() }
     this.#iterators.add(loop)
     if (this.#core.connectionClosed) {
       // Nothing will ever arrive: the loop ends at its first next(), rather than waiting for ever.
       iterator.fail(
-        new ConnectionLostError(`messages() on channel "${name}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`, {
-          channel: name,
-        }),
+        new ConnectionLostError(
+          `messages() on channel "${name}": the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
+          {
+            channel: name,
+          },
+        ),
       )
     }
     return iterator
@@ -376,7 +388,8 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
 
   #add(event: string, listener: AnyFunction, once: boolean, prepend: boolean): this {
     if (!this.#isChannel(event)) {
-      if (!TYPED_LAYER_EVENTS.has(event as TypedLayerEvent)) throw new UnknownChannelError({ channel: event, known: Object.keys(this.#wire) })
+      if (!TYPED_LAYER_EVENTS.has(event as TypedLayerEvent))
+        throw new UnknownChannelError({ channel: event, known: Object.keys(this.#wire) })
       if (once) this.#events.once(event, listener)
       else if (prepend) this.#events.prependListener(event, listener)
       else this.#events.on(event, listener)
@@ -463,7 +476,12 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   }
 
   #emit(event: keyof TypedEvents<string>, ...args: unknown[]): void {
-    emitGuarded((name, ...values) => this.#events.emit(name, ...values), event, args, (error) => this.#fail(error))
+    emitGuarded(
+      (name, ...values) => this.#events.emit(name, ...values),
+      event,
+      args,
+      (error) => this.#fail(error),
+    )
   }
 }
 
@@ -499,4 +517,3 @@ function decodeOnce(message: Message, schema: WireSchema): DecodeOutcome {
   }
   return outcome
 }
-

@@ -8,10 +8,9 @@ import { MAX_CHANNEL_BYTES } from './limits.js'
  */
 export function assertChannelName(channel: unknown): asserts channel is string {
   if (typeof channel !== 'string') {
-    throw new InvalidChannelError(
-      `Channel name must be a string, got ${typeof channel}. Pass the channel name as text.`,
-      { channel: String(channel) },
-    )
+    throw new InvalidChannelError(`Channel name must be a string, got ${typeof channel}. Pass the channel name as text.`, {
+      channel: String(channel),
+    })
   }
   if (channel.length === 0) {
     throw new InvalidChannelError('Channel name is empty. PostgreSQL needs a non-empty channel name.', { channel })

@@ -57,7 +57,7 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
       ? ' A .transform() only works one way; use z.codec() with both decode and encode.'
       : /promise|async/i.test(text)
         ? ' Schemas on channels must be synchronous.'
-        : ' Check the value and the schema\'s encode functions.'
+        : " Check the value and the schema's encode functions."
     throw new SchemaNotEncodableError({ channel, reason: `encoding the payload failed: ${text}.${hint}`, cause: error })
   }
   if (!result.success) throw new InvalidPayloadError({ channel, issues: toIssues(result.error?.issues ?? []) })
@@ -69,12 +69,15 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
     // A schema that lets anything through (z.unknown(), z.any()) can hand JSON a BigInt or a cycle.
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" cannot be encoded as JSON: ${messageOf(error)}. ` +
-        'Send plain data (convert BigInt to string, break cycles), or tighten the channel\'s schema.',
+        "Send plain data (convert BigInt to string, break cycles), or tighten the channel's schema.",
       { channel, cause: error },
     )
   }
   if (text === undefined) {
-    throw new SchemaNotEncodableError({ channel, reason: 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).' })
+    throw new SchemaNotEncodableError({
+      channel,
+      reason: 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).',
+    })
   }
   assertPayloadText(channel, text, 'json')
   return text

@@ -35,7 +35,20 @@ describe('every public method works unbound', () => {
     const name = uniqueChannel('typed')
     const channels = defineChannels({ [name]: z.object({ n: z.number() }) } as Record<'ch', z.ZodObject<{ n: z.ZodNumber }>>)
     const ipc = channels.attach(client)
-    const { on, once, off, notify, send, listening, queueUsage, end, messages, removeAllListeners, listenerCount, prependListener } = ipc
+    const {
+      on,
+      once,
+      off,
+      notify,
+      send,
+      listening,
+      queueUsage,
+      end,
+      messages,
+      removeAllListeners,
+      listenerCount,
+      prependListener,
+    } = ipc
     const got: number[] = []
     const listener = (message: { payload: { n: number } }): void => void got.push(message.payload.n)
     on(name as 'ch', listener)
@@ -105,7 +118,7 @@ describe('typed prependOnceListener', () => {
 
 describe('a pipelining client (new pg.Client({ pipeline: true }))', () => {
   it('LISTENs, sends identical notifications as separate transactions, and waits for the user transaction', async () => {
-    const client = new pg.Client({ connectionString: databaseUrl(), pipeline: true } as pg.ClientConfig)
+    const client = new pg.Client({ connectionString: databaseUrl(), pipeline: true })
     onTestFinished(() => client.end().catch(() => undefined))
     await client.connect()
     await client.query('CREATE TEMP TABLE t (n int)')

@@ -106,7 +106,14 @@ describe('batched notify', () => {
     await client.query("SET client_encoding = 'EUC_JP'") // the server cannot take "✓" now
     const outcomes = await Promise.allSettled(['a', 'b', '✓ bad', 'c', 'c', 'd'].map((text) => ipc.notify(channel, text)))
     await client.query("SET client_encoding = 'UTF8'")
-    expect(outcomes.map((outcome) => outcome.status)).toEqual(['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled'])
+    expect(outcomes.map((outcome) => outcome.status)).toEqual([
+      'fulfilled',
+      'fulfilled',
+      'rejected',
+      'fulfilled',
+      'fulfilled',
+      'fulfilled',
+    ])
     expect((outcomes[2] as PromiseRejectedResult).reason).toBeInstanceOf(QueryFailedError)
     expect((await done).map((raw) => JSON.parse(raw))).toEqual(good)
     expect((await client.query('SELECT 1 AS ok')).rows).toEqual([{ ok: 1 }]) // not left in a failed transaction
@@ -129,7 +136,7 @@ describe('batched notify', () => {
     const ipc = channels.attach(await connect(), { maxPending: 50 })
     const channel = channels.names[0] as string
     const results = await Promise.allSettled([...Array(80).keys()].map((n) => ipc.notify(channel, n)))
-    const rejected = results.filter((result) => result.status === 'rejected') as PromiseRejectedResult[]
+    const rejected = results.filter((result): result is PromiseRejectedResult => result.status === 'rejected')
     expect(results.filter((result) => result.status === 'fulfilled')).toHaveLength(50)
     expect(rejected).toHaveLength(30)
     expect(rejected[0]?.reason).toBeInstanceOf(BackpressureError)

@@ -36,6 +36,11 @@ describe('CommonJS consumers', () => {
     const run = await runNode([fixture], { ...process.env, DATABASE_URL: databaseUrl() })
     expect(run.stderr, 'stderr of the CommonJS fixture').toBe('')
     expect(run.code, `fixture failed:\n${run.stderr}`).toBe(0)
-    expect(JSON.parse(run.stdout.trim())).toEqual({ pgIPC: 'function', moduleIsFactory: true, defaultIsPgIPC: true, roundTrip: true })
+    expect(JSON.parse(run.stdout.trim())).toEqual({
+      pgIPC: 'function',
+      moduleIsFactory: true,
+      defaultIsPgIPC: true,
+      roundTrip: true,
+    })
   })
 })

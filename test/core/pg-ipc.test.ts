@@ -113,7 +113,18 @@ describe('LISTEN and UNLISTEN follow the listeners', () => {
   it('never LISTENs for reserved event names or symbols', async () => {
     const client = await connect()
     const ipc = pgIPC(client)
-    for (const name of ['newListener', 'removeListener', 'notify', 'unlisten', 'listen', 'error', 'end', 'invalid', 'connect', 'reconnect']) {
+    for (const name of [
+      'newListener',
+      'removeListener',
+      'notify',
+      'unlisten',
+      'listen',
+      'error',
+      'end',
+      'invalid',
+      'connect',
+      'reconnect',
+    ]) {
       ipc.on(name, () => {})
     }
     ipc.on(Symbol('local'), () => {})
@@ -568,7 +579,9 @@ describe('end() in every client state', () => {
       // pg-ipc's own test suite notifies from an 'end' listener and expects no error.
       expect(() => ipc.notify(channel, 'late-1')).not.toThrow()
       expect(() => ipc.send(channel, 'late-2')).not.toThrow()
-      const marker = waitFor(other as never, 'notification', { filter: (message) => (message as { payload: string }).payload === 'marker' })
+      const marker = waitFor(other as never, 'notification', {
+        filter: (message) => (message as { payload: string }).payload === 'marker',
+      })
       await other.query('SELECT pg_notify($1, $2)', [channel, 'marker'])
       await marker
       expect(seen).toEqual(['marker'])

@@ -111,10 +111,7 @@ interface ListenerRecord {
 function withTimeout<T>(promise: Promise<T>, label: string, trace: readonly string[]): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(new Error(`timed out after ${WAIT_MS} ms: ${label}\ntrace: ${trace.join('; ')}`)),
-      WAIT_MS,
-    )
+    timer = setTimeout(() => reject(new Error(`timed out after ${WAIT_MS} ms: ${label}\ntrace: ${trace.join('; ')}`)), WAIT_MS)
   })
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }
@@ -355,18 +352,14 @@ async function runSequence(cmds: readonly Cmd[]): Promise<void> {
 }
 
 describe('pgIPC against a model (fast-check)', () => {
-  it(
-    'two instances on one client: LISTEN bookkeeping and deliveries match the model',
-    async () => {
-      await fc.assert(
-        fc.asyncProperty(fc.array(cmdArb, { minLength: 20, maxLength: 40 }), async (cmds) => {
-          await runSequence(cmds)
-        }),
-        // A run takes ~50 ms. The cap keeps a long shrink within the test timeout (the best
-        // counterexample so far is still reported); hitting it without a failure fails too.
-        { numRuns: NUM_RUNS, interruptAfterTimeLimit: 100_000, markInterruptAsFailure: true },
-      )
-    },
-    120_000,
-  )
+  it('two instances on one client: LISTEN bookkeeping and deliveries match the model', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.array(cmdArb, { minLength: 20, maxLength: 40 }), async (cmds) => {
+        await runSequence(cmds)
+      }),
+      // A run takes ~50 ms. The cap keeps a long shrink within the test timeout (the best
+      // counterexample so far is still reported); hitting it without a failure fails too.
+      { numRuns: NUM_RUNS, interruptAfterTimeLimit: 100_000, markInterruptAsFailure: true },
+    )
+  }, 120_000)
 })

@@ -102,7 +102,9 @@ describe('batching', () => {
     const trips = session.units.slice(1).map((unit) => FakeConnection.statements(unit))
     // Distinct pairs: one statement per trip, no BEGIN, 1,000 notifications each.
     expect(trips.map((statements) => statements.length)).toEqual([1, 1, 1])
-    expect(trips.map(([statement]) => (JSON.parse(String(statement?.values[0])) as unknown[]).length)).toEqual([1_000, 1_000, 500])
+    expect(trips.map(([statement]) => (JSON.parse(String(statement?.values[0])) as unknown[]).length)).toEqual([
+      1_000, 1_000, 500,
+    ])
     expect(server.delivered.map((message) => message.payload)).toEqual(payloads)
   })
 
@@ -124,7 +126,9 @@ describe('batching', () => {
     await answerAll()
     const counts = session.units
       .slice(1)
-      .map((unit) => FakeConnection.statements(unit).map((statement) => (JSON.parse(String(statement.values[0])) as unknown[]).length))
+      .map((unit) =>
+        FakeConnection.statements(unit).map((statement) => (JSON.parse(String(statement.values[0])) as unknown[]).length),
+      )
     expect(counts).toEqual([[142], [58]]) // 142 x 7,000 characters fit in 1,000,000; 143 do not
     expect(server.delivered.map((message) => message.payload)).toEqual(payloads)
   })

@@ -2,17 +2,9 @@
 // reported sent, the rest of the exchange NotifyOutcomeUnknownError (they may have committed: never
 // resent), and what was still queued ConnectionLostError with notSent (a client you passed in) or
 // kept for the next connection (the reconnecting mode).
-import { once } from 'node:events'
-import type pg from 'pg'
 import { describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import {
-  ConnectionLostError,
-  defineChannels,
-  NotifyOutcomeUnknownError,
-  pgIPC,
-  type ConnectInfo,
-} from '../../src/index.js'
+import { ConnectionLostError, defineChannels, NotifyOutcomeUnknownError, pgIPC, type ConnectInfo } from '../../src/index.js'
 import { FakeServer, sessionOf, type FakeConnection } from './support/fake-pg.js'
 import { errorsOf, nextEvent, track, turn } from './support/helpers.js'
 
@@ -26,7 +18,17 @@ async function exchangeOfThree(
 ) {
   const grouped = ['same', 'same', 'same'].map((text) => track(ipc.notify('c', text)))
   await hold()
-  expect(session.rounds().at(-1)).toEqual(['BEGIN', 'NOTIFY c:"same"', 'COMMIT', 'BEGIN', 'NOTIFY c:"same"', 'COMMIT', 'BEGIN', 'NOTIFY c:"same"', 'COMMIT'])
+  expect(session.rounds().at(-1)).toEqual([
+    'BEGIN',
+    'NOTIFY c:"same"',
+    'COMMIT',
+    'BEGIN',
+    'NOTIFY c:"same"',
+    'COMMIT',
+    'BEGIN',
+    'NOTIFY c:"same"',
+    'COMMIT',
+  ])
   const queued = track(ipc.notify('c', 'later'))
   await turn()
   session.reply({ executes: 4 }) // the first COMMIT's answer, and the second BEGIN's; then the connection breaks

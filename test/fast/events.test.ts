@@ -21,7 +21,16 @@ describe('event names', () => {
   })
 
   it('derives the typed layer’s events and the ones it forwards from the core', () => {
-    expect([...TYPED_LAYER_EVENTS].sort()).toEqual(['connect', 'disconnect', 'end', 'error', 'invalid', 'listen', 'reconnect', 'unlisten'])
+    expect([...TYPED_LAYER_EVENTS].sort()).toEqual([
+      'connect',
+      'disconnect',
+      'end',
+      'error',
+      'invalid',
+      'listen',
+      'reconnect',
+      'unlisten',
+    ])
     expect([...FORWARDED_EVENTS].sort()).toEqual(['connect', 'disconnect', 'listen', 'reconnect', 'unlisten'])
   })
 

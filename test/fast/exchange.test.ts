@@ -12,7 +12,9 @@ import { defineChannels, pgIPC, QueryFailedError } from '../../src/index.js'
 import { FakeServer, sessionOf, type FakeConnection } from './support/fake-pg.js'
 import { errorsOf, track, turn } from './support/helpers.js'
 
-async function manualClient(config: pg.ClientConfig = {}): Promise<{ server: FakeServer; client: pg.Client; session: FakeConnection }> {
+async function manualClient(
+  config: pg.ClientConfig = {},
+): Promise<{ server: FakeServer; client: pg.Client; session: FakeConnection }> {
   const server = new FakeServer()
   server.autoReply = false
   const client = await server.connected(config)
@@ -54,7 +56,17 @@ describe('a statement failing inside the exchange', () => {
     expect(session.executed.find((statement) => statement.text === 'SELECT 41')?.status).toBe('I')
 
     // Then the failed group again, one notification per transaction: only the bad one fails.
-    expect(session.rounds()[4]).toEqual(['BEGIN', 'NOTIFY c:"a"', 'COMMIT', 'BEGIN', 'NOTIFY c:"bad"', 'COMMIT', 'BEGIN', 'NOTIFY c:"b"', 'COMMIT'])
+    expect(session.rounds()[4]).toEqual([
+      'BEGIN',
+      'NOTIFY c:"a"',
+      'COMMIT',
+      'BEGIN',
+      'NOTIFY c:"bad"',
+      'COMMIT',
+      'BEGIN',
+      'NOTIFY c:"b"',
+      'COMMIT',
+    ])
     session.reply()
     expect(session.rounds()[5]).toEqual(['ROLLBACK'])
     session.reply()
@@ -140,7 +152,7 @@ describe("pg's query_timeout", () => {
     expect(vi.getTimerCount()).toBe(0)
   })
 
-  it('an answer before the timeout clears pg\'s timer', async () => {
+  it("an answer before the timeout clears pg's timer", async () => {
     vi.useFakeTimers()
     const { client, session } = await manualClient({ query_timeout: 1_000 })
     const ipc = pgIPC(client)
@@ -211,7 +223,17 @@ describe('a commit that fails, and a session that ends, decide nothing on their 
     const outcomes = ['a', 'a', 'a'].map((text) => track(ipc.notify('c', text)))
     session.reply()
     await held
-    expect(session.rounds()[1]).toEqual(['BEGIN', 'NOTIFY c:"a"', 'COMMIT', 'BEGIN', 'NOTIFY c:"a"', 'COMMIT', 'BEGIN', 'NOTIFY c:"a"', 'COMMIT'])
+    expect(session.rounds()[1]).toEqual([
+      'BEGIN',
+      'NOTIFY c:"a"',
+      'COMMIT',
+      'BEGIN',
+      'NOTIFY c:"a"',
+      'COMMIT',
+      'BEGIN',
+      'NOTIFY c:"a"',
+      'COMMIT',
+    ])
     // The first COMMIT goes through, the second fails (the queue was full for a moment).
     let commits = 0
     server.rule = ({ text }) => {

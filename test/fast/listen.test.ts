@@ -4,13 +4,7 @@
 import type pg from 'pg'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import {
-  ConnectionLostError,
-  defineChannels,
-  NotListeningError,
-  pgIPC,
-  QueryFailedError,
-} from '../../src/index.js'
+import { ConnectionLostError, defineChannels, NotListeningError, pgIPC, QueryFailedError } from '../../src/index.js'
 import { FakeServer, sessionOf, type FakeConnection } from './support/fake-pg.js'
 import { errorsOf, nextEvent, track, turn } from './support/helpers.js'
 
@@ -25,7 +19,8 @@ beforeEach(async () => {
 })
 
 const noop = (): void => {}
-const listens = (): string[] => session.executed.filter((statement) => /^(UN)?LISTEN /.test(statement.text)).map((statement) => statement.text)
+const listens = (): string[] =>
+  session.executed.filter((statement) => /^(UN)?LISTEN /.test(statement.text)).map((statement) => statement.text)
 
 describe('LISTEN reference counting on one client', () => {
   it('two instances: one LISTEN, and UNLISTEN only when the last listener of both leaves', async () => {
@@ -61,7 +56,7 @@ describe('LISTEN reference counting on one client', () => {
     expect(listens()).toEqual(['LISTEN "ch"', 'LISTEN "only-a"', 'UNLISTEN "only-a"'])
     expect([...session.listening]).toEqual(['ch'])
     // Still delivered to b.
-    const got = nextEvent<[{ payload: unknown }]>(b as never, 'ch')
+    const got = nextEvent<[{ payload: unknown }]>(b, 'ch')
     session.notify('ch', '{"n":1}')
     expect((await got)[0].payload).toEqual({ n: 1 })
     await b.end()
@@ -129,7 +124,8 @@ describe('listening() settles in every case', () => {
   })
 
   it('rejects QueryFailedError when the server refuses the LISTEN', async () => {
-    server.rule = ({ text }) => (text.startsWith('LISTEN') ? { error: { code: '42501', message: 'permission denied' } } : undefined)
+    server.rule = ({ text }) =>
+      text.startsWith('LISTEN') ? { error: { code: '42501', message: 'permission denied' } } : undefined
     const ipc = pgIPC(client)
     const errors = errorsOf(ipc)
     ipc.on('ch', noop)

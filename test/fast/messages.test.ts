@@ -8,7 +8,12 @@ import { BufferOverflowError } from '../../src/index.js'
 import { track } from './support/helpers.js'
 
 /** A source whose subscription the test can see and push through. */
-function source(): { push(item: number): void; readonly subscribed: boolean; readonly subscriptions: number; subscribe(listener: (item: number) => void): () => void } {
+function source(): {
+  push(item: number): void
+  readonly subscribed: boolean
+  readonly subscriptions: number
+  subscribe(listener: (item: number) => void): () => void
+} {
   let listener: ((item: number) => void) | undefined
   let subscriptions = 0
   return {

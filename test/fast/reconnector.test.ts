@@ -419,10 +419,12 @@ describe('health check', () => {
     const session = server.latest
     session.auto = false
     const disconnected = track(nextEvent<[ConnectionLostError]>(ipc, 'disconnect'))
-    const outcome = track(new Promise<void>((resolve, reject) => {
-      ipc.once('notify', () => resolve())
-      ipc.once('error', reject)
-    }))
+    const outcome = track(
+      new Promise<void>((resolve, reject) => {
+        ipc.once('notify', () => resolve())
+        ipc.once('error', reject)
+      }),
+    )
     ipc.notify('c', 'x')
     await vi.advanceTimersByTimeAsync(500)
     expect(disconnected.state).toBe('pending')

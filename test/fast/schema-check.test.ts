@@ -56,7 +56,9 @@ describe('assertWireSchema', () => {
 
   it('names the path of what it refuses', () => {
     expect(verdict(z.object({ order: z.object({ placedAt: z.date() }) }))).toMatch(/at the payload\.order\.placedAt/)
-    expect(verdict(z.object({ items: z.array(z.object({ at: z.string().transform(Number) })) }))).toMatch(/at the payload\.items\.at/)
+    expect(verdict(z.object({ items: z.array(z.object({ at: z.string().transform(Number) })) }))).toMatch(
+      /at the payload\.items\.at/,
+    )
     expect(verdict(z.tuple([z.string(), z.bigint()]))).toMatch(/at the payload\[1\]/)
   })
 
@@ -77,12 +79,27 @@ describe('assertWireSchema', () => {
   it('accepts codecs: only their input side travels', () => {
     expect(verdict(isoDate)).toBeUndefined()
     expect(verdict(z.object({ at: isoDate, items: z.array(z.object({ at: isoDate })) }))).toBeUndefined()
-    expect(verdict(z.codec(z.string(), z.object({ at: z.date(), big: z.bigint() }), { decode: () => ({ at: new Date(), big: 1n }), encode: () => '' }))).toBeUndefined()
+    expect(
+      verdict(
+        z.codec(z.string(), z.object({ at: z.date(), big: z.bigint() }), {
+          decode: () => ({ at: new Date(), big: 1n }),
+          encode: () => '',
+        }),
+      ),
+    ).toBeUndefined()
     expect(verdict(z.string().pipe(z.string().min(1)))).toBeUndefined()
   })
 
   it('accepts plain JSON schemas with refinements, defaults and z.json()', () => {
-    expect(verdict(z.object({ id: z.uuid(), n: z.number().int().positive().default(1), tags: z.array(z.string()).refine((tags) => tags.length < 5) }))).toBeUndefined()
+    expect(
+      verdict(
+        z.object({
+          id: z.uuid(),
+          n: z.number().int().positive().default(1),
+          tags: z.array(z.string()).refine((tags) => tags.length < 5),
+        }),
+      ),
+    ).toBeUndefined()
     expect(verdict(z.json())).toBeUndefined()
     expect(verdict(z.void())).toBeUndefined()
   })
@@ -110,7 +127,10 @@ describe('assertWireSchema', () => {
     // ... and still finds what is wrong deep inside one.
     const dated: z.ZodType = z.object({ at: z.date(), next: z.lazy(() => dated).optional() })
     expect(verdict(z.object({ list: z.lazy(() => dated) }))).toContain('holds a Date')
-    const transformedDeep: z.ZodType = z.object({ next: z.lazy(() => transformedDeep).optional(), n: z.string().transform(Number) })
+    const transformedDeep: z.ZodType = z.object({
+      next: z.lazy(() => transformedDeep).optional(),
+      n: z.string().transform(Number),
+    })
     expect(verdict(transformedDeep)).toContain('.transform()')
   })
 
@@ -118,7 +138,9 @@ describe('assertWireSchema', () => {
     const shared = z.object({ at: z.date() })
     // Output side only: fine. Input side: the same object is on the wire, refused.
     expect(verdict(z.codec(z.string(), shared, { decode: () => ({ at: new Date() }), encode: () => '' }))).toBeUndefined()
-    expect(verdict(z.object({ a: z.codec(z.string(), shared, { decode: () => ({ at: new Date() }), encode: () => '' }), b: shared }))).toContain('holds a Date')
+    expect(
+      verdict(z.object({ a: z.codec(z.string(), shared, { decode: () => ({ at: new Date() }), encode: () => '' }), b: shared })),
+    ).toContain('holds a Date')
   })
 
   it('refuses what is not a zod 4 schema', () => {
@@ -134,7 +156,9 @@ describe('assertWireSchema', () => {
 
 describe('encodesAsIs', () => {
   it('true for schemas whose parse can only validate', () => {
-    expect(encodesAsIs(z.object({ id: z.uuid(), n: z.number().int(), tags: z.array(z.string()), kind: z.enum(['a', 'b']) }))).toBe(true)
+    expect(
+      encodesAsIs(z.object({ id: z.uuid(), n: z.number().int(), tags: z.array(z.string()), kind: z.enum(['a', 'b']) })),
+    ).toBe(true)
     expect(encodesAsIs(z.union([z.string(), z.null()]))).toBe(true)
   })
 

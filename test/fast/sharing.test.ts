@@ -7,7 +7,7 @@ import type pg from 'pg'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import { defineChannels, pgIPC, type PgIPC } from '../../src/index.js'
-import { FakeConnection, FakeServer, sessionOf } from './support/fake-pg.js'
+import { type FakeConnection, FakeServer, sessionOf } from './support/fake-pg.js'
 import { errorsOf, track, turn } from './support/helpers.js'
 
 let server: FakeServer

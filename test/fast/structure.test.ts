@@ -18,14 +18,13 @@ const outsidePg = files.filter((file) => !file.path.startsWith('pg/'))
 
 /** Lines of `text` matching `pattern`, as "path:line: text". */
 function hits(file: { path: string; text: string }, pattern: RegExp): string[] {
-  return file.text
-    .split('\n')
-    .flatMap((line, index) => (pattern.test(line) ? [`${file.path}:${index + 1}: ${line.trim()}`] : []))
+  return file.text.split('\n').flatMap((line, index) => (pattern.test(line) ? [`${file.path}:${index + 1}: ${line.trim()}`] : []))
 }
 
 describe('pg in one place', () => {
   it('no file outside src/pg reads or writes pg internals, or casts through unknown', () => {
-    const internals = /\b_(activeQuery|queryQueue|sentQueryQueue|connected|connecting|ending|ended|queryable|txStatus)\b|\breadyForQuery\b|\.connection\b|getTransactionStatus|as unknown as/
+    const internals =
+      /\b_(activeQuery|queryQueue|sentQueryQueue|connected|connecting|ending|ended|queryable|txStatus)\b|\breadyForQuery\b|\.connection\b|getTransactionStatus|as unknown as/
     expect(outsidePg.flatMap((file) => hits(file, internals))).toEqual([])
   })
 
@@ -50,7 +49,9 @@ describe('layers', () => {
     for (const file of files) {
       const from = layerOf(file.path)
       for (const match of file.text.matchAll(/from '(\.{1,2}\/[^']+)'/g)) {
-        const target = relative(src, join(src, file.path, '..', match[1] as string)).split(sep).join('/')
+        const target = relative(src, join(src, file.path, '..', match[1] as string))
+          .split(sep)
+          .join('/')
         const to = layerOf(target.replace(/\.js$/, '.ts'))
         if (to !== from && (rank[to] ?? -1) > (rank[from] ?? -1)) upward.push(`${file.path} imports ${target}`)
       }

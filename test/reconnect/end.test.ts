@@ -10,7 +10,16 @@ import { z } from 'zod'
 import { defineChannels, EndedError, pgIPC, type PgIPC } from '../../src/index.js'
 import { privateServer, uniqueChannel } from '../support/db.js'
 import { TcpProxy } from '../support/tcp-proxy.js'
-import { adminClient, deferred, expectNoNewHandles, handleCounts, nextDisconnect, ownedClients, recordErrors, waitFor } from './helpers.js'
+import {
+  adminClient,
+  deferred,
+  expectNoNewHandles,
+  handleCounts,
+  nextDisconnect,
+  ownedClients,
+  recordErrors,
+  waitFor,
+} from './helpers.js'
 
 /** end() must not wait for backoff or connect timeouts: a generous bound for "promptly". */
 const PROMPT_MS = 2_000
@@ -146,16 +155,15 @@ describe('end() in every state, in-process', () => {
     const server = await privateServer()
     const admin = await adminClient(server.connectionString)
     const owned = ownedClients(server.connectionString)
-    let ipc: PgIPC | undefined
     let ending: Promise<number> | undefined
     const endCalled = deferred()
     owned.events.on('query', (query: { text?: string }) => {
-      if (ending !== undefined || ipc === undefined || !/pg_is_in_recovery/.test(query.text ?? '')) return
+      if (ending !== undefined || !/pg_is_in_recovery/.test(query.text ?? '')) return
       ending = timedEnd(ipc) // right after pg took the setup query
       endCalled.resolve()
     })
     const baseline = handleCounts()
-    ipc = pgIPC({ connect: owned.connect })
+    const ipc: PgIPC = pgIPC({ connect: owned.connect })
     recordErrors(ipc)
     ipc.on(uniqueChannel('a'), () => undefined)
     await endCalled.promise
@@ -192,7 +200,11 @@ describe('end() in every state, in-process', () => {
     const owned = ownedClients(server.connectionString)
     const channels = defineChannels({ ping: z.object({ n: z.number() }) })
     const baseline = handleCounts()
-    const typed = channels.attach({ connect: owned.connect, retry: { initialDelayMs: 60_000 }, whileDisconnected: { maxWaitMs: 60_000 } })
+    const typed = channels.attach({
+      connect: owned.connect,
+      retry: { initialDelayMs: 60_000 },
+      whileDisconnected: { maxWaitMs: 60_000 },
+    })
     typed.on('error', () => undefined)
     typed.on('ping', () => undefined)
     await new Promise((resolve) => owned.events.once('failed', resolve))
@@ -225,7 +237,10 @@ interface ChildRun {
 
 function runChild(mode: string, url: string): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--enable-source-maps', CHILD, mode, url], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+    const child = spawn(process.execPath, ['--enable-source-maps', CHILD, mode, url], {
+      cwd: root,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
     let stdout = ''
     let stderr = ''
     let reportedAt: number | undefined
@@ -242,7 +257,13 @@ function runChild(mode: string, url: string): Promise<ChildRun> {
         .split('\n')
         .filter((line) => line.trim() !== '')
         .map((line) => JSON.parse(line) as Record<string, unknown>)
-      resolve({ code, signal, lines, stderr, exitAfterEndMs: reportedAt === undefined ? Number.NaN : performance.now() - reportedAt })
+      resolve({
+        code,
+        signal,
+        lines,
+        stderr,
+        exitAfterEndMs: reportedAt === undefined ? Number.NaN : performance.now() - reportedAt,
+      })
     })
   })
 }
@@ -268,7 +289,10 @@ describe('end() in every state, in a child process that must exit by itself', ()
 
   const expectCleanExit = (run: ChildRun): void => {
     const detail = JSON.stringify({ ...run, stderr: run.stderr.slice(0, 2_000) })
-    expect(run.lines.some((line) => 'stillAlive' in line), detail).toBe(false)
+    expect(
+      run.lines.some((line) => 'stillAlive' in line),
+      detail,
+    ).toBe(false)
     expect(run.code, detail).toBe(0)
     const report = run.lines.find((line) => 'endMs' in line)
     expect(report, detail).toBeDefined()
@@ -279,7 +303,10 @@ describe('end() in every state, in a child process that must exit by itself', ()
 
   it('connected (core) and connected (typed)', async () => {
     const server = await privateServer()
-    const [core, typed] = await Promise.all([runChild('connected', server.connectionString), runChild('typed-connected', server.connectionString)])
+    const [core, typed] = await Promise.all([
+      runChild('connected', server.connectionString),
+      runChild('typed-connected', server.connectionString),
+    ])
     expectCleanExit(core)
     expectCleanExit(typed)
   })

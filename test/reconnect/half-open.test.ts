@@ -51,7 +51,12 @@ describe('half-open connections and network faults (through a TCP proxy)', () =>
     const admin = await adminClient(server.connectionString) // direct, not through the proxy
     const owned = ownedClients(url)
     const baseline = handleCounts()
-    const ipc = pgIPC({ connect: owned.connect, retry: { initialDelayMs: 20, maxDelayMs: 200 }, healthCheck: HEALTH, connectTimeoutMs: 500 })
+    const ipc = pgIPC({
+      connect: owned.connect,
+      retry: { initialDelayMs: 20, maxDelayMs: 200 },
+      healthCheck: HEALTH,
+      connectTimeoutMs: 500,
+    })
     const errors = recordErrors(ipc)
     const events = recordEvents(ipc, ['connect', 'reconnect', 'disconnect'])
     const a = uniqueChannel('a')
@@ -96,7 +101,12 @@ describe('half-open connections and network faults (through a TCP proxy)', () =>
     const admin = await adminClient(server.connectionString)
     const owned = ownedClients(url)
     const baseline = handleCounts()
-    const ipc = pgIPC({ connect: owned.connect, retry: { initialDelayMs: 20, maxDelayMs: 100 }, healthCheck: HEALTH, connectTimeoutMs: 2_000 })
+    const ipc = pgIPC({
+      connect: owned.connect,
+      retry: { initialDelayMs: 20, maxDelayMs: 100 },
+      healthCheck: HEALTH,
+      connectTimeoutMs: 2_000,
+    })
     const errors = recordErrors(ipc)
     const events = recordEvents(ipc, ['connect', 'reconnect', 'disconnect'])
     const a = uniqueChannel('a')
@@ -182,12 +192,12 @@ describe('half-open connections and network faults (through a TCP proxy)', () =>
     await waitFor(typed as never, 'connect')
     await typed.listening('orderPlaced')
 
-    const disconnected = waitFor<Error>(typed as never, 'disconnect', { timeoutMs: DETECT_WITHIN_MS + 5_000, rejectOnError: false })
+    const disconnected = waitFor<Error>(typed, 'disconnect', { timeoutMs: DETECT_WITHIN_MS + 5_000, rejectOnError: false })
     const pausedAt = performance.now()
     proxy.pause()
     expect(await disconnected).toBeInstanceOf(ConnectionLostError)
     expect(performance.now() - pausedAt).toBeLessThan(DETECT_WITHIN_MS)
-    const reconnected = waitFor<ConnectInfo>(typed as never, 'reconnect', { timeoutMs: 20_000, rejectOnError: false })
+    const reconnected = waitFor<ConnectInfo>(typed, 'reconnect', { timeoutMs: 20_000, rejectOnError: false })
     proxy.resume()
     expect((await reconnected).reconnected).toBe(true)
     expect(await listeningOn(owned.latest())).toEqual(['orderPlaced'])
@@ -206,7 +216,12 @@ describe('half-open connections and network faults (through a TCP proxy)', () =>
   it('with no traffic from the server, a health check of 200/200 ms still notices within the bound, repeatedly', async () => {
     const { proxy, url } = await proxied()
     const baseline = handleCounts()
-    const ipc = pgIPC({ connect: url, retry: { initialDelayMs: 20, maxDelayMs: 100 }, healthCheck: HEALTH, connectTimeoutMs: 1_000 })
+    const ipc = pgIPC({
+      connect: url,
+      retry: { initialDelayMs: 20, maxDelayMs: 100 },
+      healthCheck: HEALTH,
+      connectTimeoutMs: 1_000,
+    })
     const errors = recordErrors(ipc)
     const events = recordEvents(ipc, ['connect', 'reconnect', 'disconnect'])
     const a = uniqueChannel('a')

@@ -45,11 +45,11 @@ export function ownedClients(url: string | (() => string), config: pg.ClientConf
     ;(client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
       const result = query(...args)
       const config = args[0] as
-        | { text?: string; values?: unknown[]; statements?: readonly { text: string; values?: readonly unknown[] }[] }
-        | string
+        { text?: string; values?: unknown[]; statements?: readonly { text: string; values?: readonly unknown[] }[] } | string
       if (typeof config === 'object' && config.statements !== undefined) {
         // The library's own exchanges: several statements in one round trip.
-        for (const statement of config.statements) events.emit('query', { client, text: statement.text, values: statement.values })
+        for (const statement of config.statements)
+          events.emit('query', { client, text: statement.text, values: statement.values })
         return result
       }
       const text = typeof config === 'string' ? config : config.text
@@ -170,9 +170,10 @@ export async function expectNoNewHandles(baseline: HandleCounts, what = 'after e
   for (let turn = 0; turn < 2; turn++) await new Promise((resolve) => setImmediate(resolve))
   const now = handleCounts()
   for (const kind of WATCHED) {
-    expect(now[kind], `${kind} ${what} (baseline ${baseline[kind]}; all: ${process.getActiveResourcesInfo().join(', ')})`).toBeLessThanOrEqual(
-      baseline[kind],
-    )
+    expect(
+      now[kind],
+      `${kind} ${what} (baseline ${baseline[kind]}; all: ${process.getActiveResourcesInfo().join(', ')})`,
+    ).toBeLessThanOrEqual(baseline[kind])
   }
 }
 

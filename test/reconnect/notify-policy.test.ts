@@ -232,7 +232,13 @@ describe('typed layer: notify during an outage', () => {
 
     const waiting = [1, 2, 3].map((n) => typed.notify('jobDone', { n }))
     const settled: string[] = []
-    waiting.forEach((promise, index) => promise.then(() => settled.push(`resolved ${index + 1}`), () => settled.push(`rejected ${index + 1}`)))
+    waiting.forEach(
+      (promise, index) =>
+        void promise.then(
+          () => settled.push(`resolved ${index + 1}`),
+          () => settled.push(`rejected ${index + 1}`),
+        ),
+    )
     await expect(typed.notify('jobDone', { n: 4 })).rejects.toSatisfy(
       (error: PgIpcError) => error instanceof NotConnectedError && error.code === ErrorCode.NotConnected,
     )

@@ -194,13 +194,9 @@ describe('reconnecting mode: outages', () => {
     const ipc = pgIPC({ connect: owned.connect, retry: FAST_RETRY })
     const errors = recordErrors(ipc)
     const events = recordEvents(ipc, ['connect', 'reconnect', 'disconnect'])
-    const [keep, drop, add, flicker, dropAll] = ['keep', 'drop', 'add', 'flicker', 'dropall'].map((name) => uniqueChannel(name)) as [
-      string,
-      string,
-      string,
-      string,
-      string,
-    ]
+    const [keep, drop, add, flicker, dropAll] = ['keep', 'drop', 'add', 'flicker', 'dropall'].map((name) =>
+      uniqueChannel(name),
+    ) as [string, string, string, string, string]
     const got = collect(ipc, keep)
     const dropped: string[] = []
     const onDrop = (message: { rawPayload: string }): void => void dropped.push(message.rawPayload)

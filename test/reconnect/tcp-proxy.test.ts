@@ -74,7 +74,10 @@ async function setup(): Promise<{ echo: Echo; proxy: TcpProxy }> {
   const echo = await echoServer()
   const proxy = new TcpProxy({ host: '127.0.0.1', port: echo.port })
   await proxy.start()
-  cleanups.push(() => echo.close(), () => proxy.close())
+  cleanups.push(
+    () => echo.close(),
+    () => proxy.close(),
+  )
   return { echo, proxy }
 }
 

@@ -19,7 +19,7 @@ const FAST_RETRY = { initialDelayMs: 20, maxDelayMs: 200 }
 
 /** The typed emitter as waitFor's Emitter (its typed on/off signatures are narrower). */
 function events(typed: Typed): Parameters<typeof waitFor>[0] {
-  return typed as unknown as Parameters<typeof waitFor>[0]
+  return typed
 }
 
 function nextEvent<T>(typed: Typed, name: string, timeoutMs = 20_000): Promise<T> {

@@ -5,7 +5,7 @@
 import { createServer, connect as tcpConnect, type AddressInfo, type Socket } from 'node:net'
 import pg from 'pg'
 import { onTestFinished } from 'vitest'
-import { z } from 'zod'
+import { type z } from 'zod'
 import { defineChannels, type ChannelSchemas, type ChannelSet, type CheckChannels, type PgClient } from '../../src/index.js'
 import { connect, databaseUrl, uniqueChannel } from '../support/db.js'
 
@@ -327,9 +327,9 @@ export async function cuttingProxy(
  * server and clients it uses, so it runs before they go: onTestFinished hooks run in reverse order).
  * Bounded, and quiet: a cleanup must not mask the test's own result.
  */
-export function endAfterTest<Instance extends { end(): Promise<void>; on(event: 'error', listener: (error: never) => void): unknown }>(
-  instance: Instance,
-): Instance {
+export function endAfterTest<
+  Instance extends { end(): Promise<void>; on(event: 'error', listener: (error: never) => void): unknown },
+>(instance: Instance): Instance {
   onTestFinished(async () => {
     instance.on('error', () => undefined)
     await within(instance.end(), 'end() in the cleanup', 5_000).catch(() => undefined)

@@ -65,7 +65,7 @@ function notifyEvents(ipc: PgIPC, n: number, what: string): Promise<void> {
   )
 }
 
-describe('8.1 a notify never runs inside the user\'s transaction', () => {
+describe("8.1 a notify never runs inside the user's transaction", () => {
   for (const layer of ['core', 'typed'] as const) {
     it(`8.1 a notify never runs inside the user's transaction: the user's ROLLBACK does not drop a notification reported sent (${layer})`, async () => {
       const client = await connect()
@@ -687,7 +687,12 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
     await observer.settle(client)
     // The typed layer always sends JSON, which escapes a lone surrogate: the receiver gets it back as is.
     const delivered = observer.payloads(channel)
-    expect(delivered.map((raw) => JSON.parse(raw) as unknown)).toEqual(['good', 'bad \ud800', { nested: ['x', 'bad \udfff'] }, 'good'])
+    expect(delivered.map((raw) => JSON.parse(raw) as unknown)).toEqual([
+      'good',
+      'bad \ud800',
+      { nested: ['x', 'bad \udfff'] },
+      'good',
+    ])
     expect(errors).toEqual([])
     await within(typed.end(), 'typed.end()')
   })
@@ -738,11 +743,7 @@ describe('8.6 a payload arrives exactly as sent or is refused; one bad payload f
       expect(
         userOutcomes.map((outcome) => (outcome.status === 'fulfilled' ? outcome.value.rows[0] : String(outcome.reason))),
         "the user's queries queued behind the library's statements",
-      ).toEqual([
-        { n: 1 },
-        { n: 2 },
-        { n: 3 },
-      ])
+      ).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }])
 
       if (layer === 'core') {
         await within(
@@ -794,7 +795,9 @@ describe('8.7 notifications queued on a client that never connects settle', () =
     await within(core.end(), 'end()')
     log.push('end() resolved')
     // One error per notification (in either order), both before 'end', and end() resolves last.
-    expect(log.slice(0, 2).sort(), "events of a never-connected client's end()").toEqual([`error ${ErrorCode.Ended} ${a}`, `error ${ErrorCode.Ended} ${b}`].sort())
+    expect(log.slice(0, 2).sort(), "events of a never-connected client's end()").toEqual(
+      [`error ${ErrorCode.Ended} ${a}`, `error ${ErrorCode.Ended} ${b}`].sort(),
+    )
     expect(log.slice(2)).toEqual(['end', 'end() resolved'])
   })
 

@@ -70,7 +70,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { z } from 'zod'
 import {
   ErrorCode,
-  PgIpcError,
+  type PgIpcError,
   pgIPC,
   type ChannelSchemas,
   type MessageIterator,
@@ -215,7 +215,10 @@ const layerArb = fc.constantFrom<Layer>('core', 'typed')
 const chArb = fc.constantFrom<Ch>(0, 1, 2)
 const awaitedArb = fc.boolean()
 const payloadArb: fc.Arbitrary<PayloadSpec> = fc.oneof(
-  { weight: 3, arbitrary: fc.record({ kind: fc.constant('distinct' as const), flavor: fc.nat(FLAVORS.length - 1), json: fc.boolean() }) },
+  {
+    weight: 3,
+    arbitrary: fc.record({ kind: fc.constant('distinct' as const), flavor: fc.nat(FLAVORS.length - 1), json: fc.boolean() }),
+  },
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('same' as const), which: fc.nat(SAME.length - 1) }) },
 )
 const user = (t: 'begin' | 'insert' | 'commit' | 'rollback' | 'select' | 'fail'): fc.Arbitrary<Cmd> =>
@@ -236,14 +239,26 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   {
     weight: 9,
     arbitrary: printable(
-      fc.record({ t: fc.constant('notify' as const), layer: layerArb, ch: chArb, payloads: fc.array(payloadArb, { minLength: 1, maxLength: 4 }) }),
+      fc.record({
+        t: fc.constant('notify' as const),
+        layer: layerArb,
+        ch: chArb,
+        payloads: fc.array(payloadArb, { minLength: 1, maxLength: 4 }),
+      }),
     ),
   },
   { weight: 1, arbitrary: printable(fc.record({ t: fc.constant('notifyBad' as const), layer: layerArb, ch: chArb })) },
   { weight: 3, arbitrary: printable(fc.record({ t: fc.constant('listening' as const), layer: layerArb, ch: chArb })) },
   {
     weight: 2,
-    arbitrary: printable(fc.record({ t: fc.constant('messages' as const), ch: chArb, take: fc.integer({ min: 1, max: 3 }), twoAtOnce: fc.boolean() })),
+    arbitrary: printable(
+      fc.record({
+        t: fc.constant('messages' as const),
+        ch: chArb,
+        take: fc.integer({ min: 1, max: 3 }),
+        twoAtOnce: fc.boolean(),
+      }),
+    ),
   },
   { weight: 1, arbitrary: printable(fc.record({ t: fc.constant('iterThrow' as const), pick: fc.nat(7) })) },
   { weight: 2, arbitrary: printable(fc.record({ t: fc.constant('end' as const), layer: layerArb })) },
@@ -263,7 +278,13 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   { weight: 4, arbitrary: printable(fc.constant<Cmd>({ t: 'tick' })) },
   {
     weight: 3,
-    arbitrary: printable(fc.record({ t: fc.constant('rnotify' as const), ch: chArb, payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }) })),
+    arbitrary: printable(
+      fc.record({
+        t: fc.constant('rnotify' as const),
+        ch: chArb,
+        payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }),
+      }),
+    ),
   },
   { weight: 1, arbitrary: printable(fc.constant<Cmd>({ t: 'rkill' })) },
   {
@@ -280,7 +301,13 @@ const cmdArb: fc.Arbitrary<Cmd> = fc.oneof(
   },
   {
     weight: 1,
-    arbitrary: printable(fc.record({ t: fc.constant('rlistenThen' as const), ch: chArb, payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }) })),
+    arbitrary: printable(
+      fc.record({
+        t: fc.constant('rlistenThen' as const),
+        ch: chArb,
+        payloads: fc.array(payloadArb, { minLength: 1, maxLength: 3 }),
+      }),
+    ),
   },
 )
 
@@ -317,7 +344,11 @@ interface Tracked<T> {
 }
 
 function track<T>(label: string, promise: Promise<T>): Tracked<T> {
-  const tracked: { label: string; promise: Promise<unknown>; outcome: Outcome<T> } = { label, promise, outcome: { status: 'pending' } }
+  const tracked: { label: string; promise: Promise<unknown>; outcome: Outcome<T> } = {
+    label,
+    promise,
+    outcome: { status: 'pending' },
+  }
   tracked.promise = promise.then(
     (value) => {
       tracked.outcome = { status: 'fulfilled', value }
@@ -343,7 +374,12 @@ async function settleAll(items: readonly Tracked<unknown>[], ms = SETTLE_MS): Pr
 }
 
 /** Resolves once `check()` holds, re-checked on each of the emitter's events; false after `ms`. */
-function until(emitter: { on(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown }, events: string[], check: () => boolean, ms = SETTLE_MS): Promise<boolean> {
+function until(
+  emitter: { on(e: string, l: () => void): unknown; off(e: string, l: () => void): unknown },
+  events: string[],
+  check: () => boolean,
+  ms = SETTLE_MS,
+): Promise<boolean> {
   return new Promise((resolve) => {
     const done = (value: boolean): void => {
       clearTimeout(timer)
@@ -592,7 +628,9 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       // A few microtask hops of slack (a promise chained inside the library settles a hop or two
       // after the callback that settled it), but not a turn of the event loop.
       for (let hop = 0; hop < 10; hop++) await Promise.resolve()
-      const pending = calls.filter((call) => call.sender === instance.name && call.typed?.outcome.status === 'pending').map((call) => call.raw)
+      const pending = calls
+        .filter((call) => call.sender === instance.name && call.typed?.outcome.status === 'pending')
+        .map((call) => call.raw)
       if ('sent' in instance) pending.push(...coreUnreported(instance, calls))
       instance.unsettledAtEnd = pending
     })
@@ -624,7 +662,8 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     rec.on('invalid', () => undefined)
     for (const name of names) rec.on(name, () => undefined)
     const connected = new Promise<void>((resolve) => rec.once('connect', () => resolve()))
-    if ((await settleAll([track('the reconnecting instance to connect', connected)])).length > 0) violate(0, 'the reconnecting instance never connected')
+    if ((await settleAll([track('the reconnecting instance to connect', connected)])).length > 0)
+      violate(0, 'the reconnecting instance never connected')
   }
   const recSend = (ch: Ch, payloads: readonly PayloadSpec[]): void => {
     if (rec === undefined) return
@@ -635,7 +674,16 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       const key = `${chName(ch)}\u0000${raw}`
       keyToSender.set(key, 'rec')
       const promise = rec.notify(chName(ch), value)
-      calls.push({ gen: recGen, sender: 'rec', layer: 'typed', ch: chName(ch), raw, key, typed: track(`rec notify ${raw}`, promise), bad: false })
+      calls.push({
+        gen: recGen,
+        sender: 'rec',
+        layer: 'typed',
+        ch: chName(ch),
+        raw,
+        key,
+        typed: track(`rec notify ${raw}`, promise),
+        bad: false,
+      })
     }
   }
   const insertSql = `INSERT INTO ${rowsTable} (run, tx, k) VALUES ($1, $2, $3)`
@@ -661,7 +709,13 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
             tx = { id: counter, gen, autocommit: true, inserts: [], end: undefined, endKind: undefined, failed: false }
             txs.push(tx)
           }
-          const uq = userQuery(gen, `INSERT (tx ${tx.id}, k ${counter})`, insertSql, [run, tx.id, counter], tx.failed ? /current transaction is aborted/ : undefined)
+          const uq = userQuery(
+            gen,
+            `INSERT (tx ${tx.id}, k ${counter})`,
+            insertSql,
+            [run, tx.id, counter],
+            tx.failed ? /current transaction is aborted/ : undefined,
+          )
           tx.inserts.push(uq)
           if (tx.autocommit) tx.end = uq
           await maybeAwait(uq, cmd.awaited)
@@ -680,7 +734,10 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
         case 'select': {
           if (!gen.connected) break
           const failed = gen.tx?.failed === true
-          await maybeAwait(userQuery(gen, 'SELECT 1', 'SELECT 1', [], failed ? /current transaction is aborted/ : undefined), cmd.awaited)
+          await maybeAwait(
+            userQuery(gen, 'SELECT 1', 'SELECT 1', [], failed ? /current transaction is aborted/ : undefined),
+            cmd.awaited,
+          )
           break
         }
         case 'fail': {
@@ -764,7 +821,16 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
               calls.push({ gen, sender: instance.name, layer: 'core', ch, raw, key, typed: undefined, bad })
             } else {
               const promise = (instance as TypedInstance).ipc.notify(ch, value)
-              calls.push({ gen, sender: instance.name, layer: 'typed', ch, raw, key, typed: track(`typed notify ${raw}`, promise), bad })
+              calls.push({
+                gen,
+                sender: instance.name,
+                layer: 'typed',
+                ch,
+                raw,
+                key,
+                typed: track(`typed notify ${raw}`, promise),
+                bad,
+              })
             }
           }
           break
@@ -780,7 +846,7 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           const instance = currentTyped(gen)
           let iterator: MessageIterator<{ rawPayload: string }>
           try {
-            iterator = instance.ipc.messages(ch) as unknown as MessageIterator<{ rawPayload: string }>
+            iterator = instance.ipc.messages(ch)
           } catch (error) {
             violate(0, `messages() threw ${String(error)}`)
             break
@@ -830,7 +896,10 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           if (!gen.connected || gen.killed) break
           gen.killed = true
           const client = gen.client
-          gen.closed = track(`gen ${gen.id} connection closed`, new Promise<void>((resolve) => client.once('end', () => resolve())))
+          gen.closed = track(
+            `gen ${gen.id} connection closed`,
+            new Promise<void>((resolve) => client.once('end', () => resolve())),
+          )
           for (const loop of loops) if (loop.gen === gen) loop.mustEnd = true
           const killing = admin.query('SELECT pg_terminate_backend($1)', [gen.pid])
           if (cmd.awaited) await killing
@@ -876,14 +945,20 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           const disconnected = new Promise<void>((resolve) => rec.once('disconnect', () => resolve()))
           void admin.query('SELECT pg_terminate_backend($1)', [pid]).catch(() => undefined)
           if ((await settleAll([track("the reconnecting instance's 'disconnect'", disconnected)])).length > 0) {
-            violate(SUSPECTED_LOSS_WHILE_CONNECTING, "the reconnecting instance never emitted 'disconnect' after its backend was terminated")
+            violate(
+              SUSPECTED_LOSS_WHILE_CONNECTING,
+              "the reconnecting instance never emitted 'disconnect' after its backend was terminated",
+            )
             break
           }
           recSend(cmd.ch, cmd.during)
           if (cmd.when === 'listening') {
             const listened = rec.listening(chName(cmd.ch))
             listenings.push({ gen: recGen, t: track(`rec listening(c${cmd.ch}) during an outage`, listened) })
-            void listened.then(() => recSend(cmd.ch, cmd.after), () => undefined)
+            void listened.then(
+              () => recSend(cmd.ch, cmd.after),
+              () => undefined,
+            )
           } else if (cmd.when === 'reconnect') {
             rec.once('reconnect', () => recSend(cmd.ch, cmd.after))
           } else {
@@ -896,7 +971,10 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
           // Sends the moment the LISTEN is (back) on, as "LISTEN first, then act" code does.
           const listened = rec.listening(chName(cmd.ch))
           listenings.push({ gen: recGen, t: track(`rec listening(c${cmd.ch})`, listened) })
-          void listened.then(() => recSend(cmd.ch, cmd.payloads), () => undefined)
+          void listened.then(
+            () => recSend(cmd.ch, cmd.payloads),
+            () => undefined,
+          )
           break
         }
       }
@@ -919,12 +997,16 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     }
     for (const { uq } of userQueries) {
       if (uq.expected !== undefined && uq.q.outcome.status === 'fulfilled') {
-        violate(1, `the user's ${uq.what} should have failed (${uq.expected.source}): their transaction was not in the state they left it in`)
+        violate(
+          1,
+          `the user's ${uq.what} should have failed (${uq.expected.source}): their transaction was not in the state they left it in`,
+        )
       }
     }
 
     // ---- P2: killed connections are closed ----
-    for (const item of await settleAll(gens.flatMap((g) => (g.closed === undefined ? [] : [g.closed])))) violate(0, `not closed: ${item.label}`)
+    for (const item of await settleAll(gens.flatMap((g) => (g.closed === undefined ? [] : [g.closed]))))
+      violate(0, `not closed: ${item.label}`)
 
     // ---- P3: before any end(): what must settle on its own ----
     const connectedGens = gens.filter((g) => g.connected)
@@ -934,12 +1016,23 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     ]
     const pendingBefore = new Set(await settleAll(mustSettle))
     for (const item of pendingBefore) {
-      violate(item.label.includes('listening') ? 3 : 0, `did not settle before end() (the user is outside any transaction): ${item.label}`)
+      violate(
+        item.label.includes('listening') ? 3 : 0,
+        `did not settle before end() (the user is outside any transaction): ${item.label}`,
+      )
     }
     const mustEnd = loops.filter((loop) => loop.mustEnd && loop.gen.connected)
-    for (const item of await settleAll([...mustEnd.map((loop) => loop.loop), ...mustEnd.flatMap((loop) => (loop.thrown === undefined ? [] : [loop.thrown]))])) {
+    for (const item of await settleAll([
+      ...mustEnd.map((loop) => loop.loop),
+      ...mustEnd.flatMap((loop) => (loop.thrown === undefined ? [] : [loop.thrown])),
+    ])) {
       const loop = mustEnd.find((l) => l.loop === item || l.thrown === item)
-      const why = loop?.gen.killed === true ? 'its connection died' : loop?.thrown !== undefined ? 'it was thrown' : 'its channel was removed'
+      const why =
+        loop?.gen.killed === true
+          ? 'its connection died'
+          : loop?.thrown !== undefined
+            ? 'it was thrown'
+            : 'its channel was removed'
       violate(loop?.gen.killed === true && loop.thrown === undefined ? 3 : 5, `${item.label} did not end although ${why}`)
     }
     for (const loop of loops) {
@@ -951,8 +1044,12 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     // Core notifications on connected clients: each reported, as 'notify' or as an 'error'.
     for (const g of connectedGens) {
       for (const instance of g.cores) {
-        const ok = await until(instance.ipc as unknown as Parameters<typeof until>[0], ['notify', 'error'], () => coreUnreported(instance, calls).length === 0)
-        if (!ok) violate(instance.endedUnconnected === true ? 7 : 0, `${instance.name}: core notifications never reported before end(): ${coreUnreported(instance, calls).join(', ')}`)
+        const ok = await until(instance.ipc, ['notify', 'error'], () => coreUnreported(instance, calls).length === 0)
+        if (!ok)
+          violate(
+            instance.endedUnconnected === true ? 7 : 0,
+            `${instance.name}: core notifications never reported before end(): ${coreUnreported(instance, calls).join(', ')}`,
+          )
       }
     }
 
@@ -970,7 +1067,8 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       }
       for (const item of await settleAll(waits)) violate(3, `${item.label} did not settle`)
       for (const item of waits) {
-        if (item.outcome.status === 'rejected' && !config.queryTimeout) violate(0, `${item.label} rejected: ${String(item.outcome.reason)}`)
+        if (item.outcome.status === 'rejected' && !config.queryTimeout)
+          violate(0, `${item.label} rejected: ${String(item.outcome.reason)}`)
       }
       const uncertain = listenUncertain(gen, config)
       // A notification queued now is reported once everything queued before it has run.
@@ -982,12 +1080,17 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
         probe.on('error', () => resolve())
       })
       probe.notify(barrier, 'b')
-      if ((await settleAll([track('the barrier notification', reported)])).length > 0) violate(0, 'the barrier notification was never reported')
+      if ((await settleAll([track('the barrier notification', reported)])).length > 0)
+        violate(0, 'the barrier notification was never reported')
       await settleAll([track('probe end()', probe.end())])
       // Recomputed at each read: a messages() loop that takes N messages may finish meanwhile (a
       // late notification of a reconnecting sender reaches it) and release its channel.
       const channelsWithListeners = (): string[] =>
-        names.filter((name) => live.some((instance) => !instance.ended && instance.ipc.listenerCount(name) > 0) && !uncertain.has(name)).sort()
+        names
+          .filter(
+            (name) => live.some((instance) => !instance.ended && instance.ipc.listenerCount(name) > 0) && !uncertain.has(name),
+          )
+          .sort()
       let expected = [...withListeners].filter((name) => !uncertain.has(name)).sort()
       let actual: string[] = []
       for (let attempt = 0; attempt < 50; attempt++) {
@@ -997,7 +1100,10 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       }
       if (!sameList(actual, expected)) {
         // A LISTEN/UNLISTEN ran inside the user's transaction and their ROLLBACK undid it: end()'s (8.9) or another's (8.1).
-        violate(gen.cores.some((i) => i.ended) || gen.typeds.some((i) => i.ended) ? 9 : 1, `pg_listening_channels() = [${actual.map((n) => `c${names.indexOf(n)}`).join(', ')}] but the channels with listeners are [${expected.map((n) => `c${names.indexOf(n)}`).join(', ')}]`)
+        violate(
+          gen.cores.some((i) => i.ended) || gen.typeds.some((i) => i.ended) ? 9 : 1,
+          `pg_listening_channels() = [${actual.map((n) => `c${names.indexOf(n)}`).join(', ')}] but the channels with listeners are [${expected.map((n) => `c${names.indexOf(n)}`).join(', ')}]`,
+        )
       }
     }
 
@@ -1020,20 +1126,33 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
         if ((await settleAll([step.q])).length > 0) violate(0, `the user's ${text} during end() did not settle`)
       }
     }
-    const ends = [...gens.flatMap((g) => [...g.cores, ...g.typeds].map((instance) => instance.end as Tracked<void>)), ...(recEnd === undefined ? [] : [recEnd])]
+    const ends = [
+      ...gens.flatMap((g) => [...g.cores, ...g.typeds].map((instance) => instance.end as Tracked<void>)),
+      ...(recEnd === undefined ? [] : [recEnd]),
+    ]
     for (const item of await settleAll(ends)) violate(0, `did not settle: ${item.label}`)
     for (const g of gens) {
       for (const instance of [...g.cores, ...g.typeds]) {
         const pending = instance.unsettledAtEnd ?? []
         if (pending.length > 0) {
-          violate(instance.endedUnconnected === true ? 7 : 0, `${instance.name}.end() resolved before its notifications settled${instance.endedUnconnected === true ? ' (ended before its client connected)' : ''}: ${pending.slice(0, 4).map((p) => JSON.stringify(cut(p, 30))).join(', ')}`)
+          violate(
+            instance.endedUnconnected === true ? 7 : 0,
+            `${instance.name}.end() resolved before its notifications settled${instance.endedUnconnected === true ? ' (ended before its client connected)' : ''}: ${pending
+              .slice(0, 4)
+              .map((p) => JSON.stringify(cut(p, 30)))
+              .join(', ')}`,
+          )
         }
       }
     }
     if (gen.connected && !gen.killed) {
       const uncertain = listenUncertain(gen, config)
       const left = (await listening(gen.client)).filter((name) => !uncertain.has(name) && names.includes(name))
-      if (left.length > 0) violate(9, `pg_listening_channels() after end() of every instance: [${left.map((n) => `c${names.indexOf(n)}`).join(', ')}]`)
+      if (left.length > 0)
+        violate(
+          9,
+          `pg_listening_channels() after end() of every instance: [${left.map((n) => `c${names.indexOf(n)}`).join(', ')}]`,
+        )
     }
 
     // ---- P6: after end() everything has settled ----
@@ -1043,13 +1162,22 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
       ...loops.map((loop) => loop.loop),
     ].filter((item) => !pendingBefore.has(item))
     for (const item of await settleAll(rest)) {
-      const lazy = gens.some((g) => !g.connected && item.label.includes(`gen ${g.id}`)) || calls.some((c) => c.typed === item && !c.gen.connected)
-      violate(lazy ? 7 : item.label.includes('listening') ? 3 : item.label.includes('loop') ? 5 : 0, `did not settle after end(): ${item.label}`)
+      const lazy =
+        gens.some((g) => !g.connected && item.label.includes(`gen ${g.id}`)) ||
+        calls.some((c) => c.typed === item && !c.gen.connected)
+      violate(
+        lazy ? 7 : item.label.includes('listening') ? 3 : item.label.includes('loop') ? 5 : 0,
+        `did not settle after end(): ${item.label}`,
+      )
     }
     for (const g of gens) {
       for (const instance of g.cores) {
         const unreported = coreUnreported(instance, calls)
-        if (unreported.length > 0) violate(!g.connected || instance.endedUnconnected === true ? 7 : 0, `${instance.name}: core notifications never reported after end(): ${unreported.join(', ')}`)
+        if (unreported.length > 0)
+          violate(
+            !g.connected || instance.endedUnconnected === true ? 7 : 0,
+            `${instance.name}: core notifications never reported after end(): ${unreported.join(', ')}`,
+          )
       }
     }
 
@@ -1058,15 +1186,19 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
     const sentinelArrived = new Promise<void>((resolve) => sentinelWaiters.set(token, resolve))
     const via = gen.connected && !gen.killed ? gen.client : observer
     await via.query({ text: 'SELECT pg_notify($1, $2)', values: [sentinel, token], query_timeout: 600_000 } as pg.QueryConfig)
-    if ((await settleAll([track('the sentinel', sentinelArrived)])).length > 0) violate(0, 'the sentinel never arrived at the observer')
+    if ((await settleAll([track('the sentinel', sentinelArrived)])).length > 0)
+      violate(0, 'the sentinel never arrived at the observer')
     checkDeliveries(received, calls, keyToSender, gens, config, violate)
     for (const loop of loops) {
       const delivered = received.filter((message) => message.channel === loop.ch).map((message) => message.payload)
-      if (firstOutOfOrder(loop.got, delivered) !== -1) violate(0, `messages loop #${loop.id} got ${JSON.stringify(loop.got)}: not what the server delivered, in its order`)
+      if (firstOutOfOrder(loop.got, delivered) !== -1)
+        violate(0, `messages loop #${loop.id} got ${JSON.stringify(loop.got)}: not what the server delivered, in its order`)
     }
 
     // ---- P8: the user's rows ----
-    const { rows } = await admin.query<{ tx: number; k: number }>(`SELECT tx, k FROM ${rowsTable} WHERE run = $1 ORDER BY k`, [run])
+    const { rows } = await admin.query<{ tx: number; k: number }>(`SELECT tx, k FROM ${rowsTable} WHERE run = $1 ORDER BY k`, [
+      run,
+    ])
     checkRows(rows, txs, violate)
 
     // On a client that was never killed, without query_timeout, nothing should go wrong at all.
@@ -1079,14 +1211,20 @@ async function runModel(config: RunConfig, cmds: readonly Cmd[]): Promise<{ viol
             // settled with EndedError (8.7): that is the report, not a failure.
             if (instance.endedUnconnected === true && error.code === ErrorCode.Ended) continue
             const command = (error as { command?: string }).command
-            violate(error.code === ErrorCode.QueryFailed && command === 'NOTIFY' ? 6 : 0, `${instance.name} emitted 'error': ${String(error)}`)
+            violate(
+              error.code === ErrorCode.QueryFailed && command === 'NOTIFY' ? 6 : 0,
+              `${instance.name} emitted 'error': ${String(error)}`,
+            )
           }
         }
       }
     }
     for (const error of recErrors) {
       const lost = (error as { sqlState?: string }).sqlState === '57P01'
-      violate(lost ? SUSPECTED_LOSS_WHILE_CONNECTING : 0, `the reconnecting instance emitted 'error'${lost ? ' for a connection loss (not a disconnect)' : ''}: ${String(error)}`)
+      violate(
+        lost ? SUSPECTED_LOSS_WHILE_CONNECTING : 0,
+        `the reconnecting instance emitted 'error'${lost ? ' for a connection loss (not a disconnect)' : ''}: ${String(error)}`,
+      )
     }
 
     // ---- P9: notices ----
@@ -1197,10 +1335,11 @@ function checkDeliveries(
     const mine = calls.filter((call) => call.sender === sender)
     const coreInstance = mine[0]?.gen.cores.find((instance) => instance.name === sender)
     // Outcome per key.
-    let unknownBudget = new Map<string, number>()
+    const unknownBudget = new Map<string, number>()
     if (coreInstance !== undefined) {
       for (const error of coreInstance.errors) {
-        if (error.code === ErrorCode.OutcomeUnknown && error.channel !== undefined) unknownBudget.set(error.channel, (unknownBudget.get(error.channel) ?? 0) + 1)
+        if (error.code === ErrorCode.OutcomeUnknown && error.channel !== undefined)
+          unknownBudget.set(error.channel, (unknownBudget.get(error.channel) ?? 0) + 1)
       }
     }
     for (const key of new Set(mine.map((call) => call.key))) {
@@ -1211,29 +1350,48 @@ function checkDeliveries(
       if (first.layer === 'typed') {
         const sent = withKey.filter((call) => call.typed?.outcome.status === 'fulfilled').length
         const unknown = withKey.filter(
-          (call) => call.typed?.outcome.status === 'rejected' && (call.typed.outcome.reason as PgIpcError).code === ErrorCode.OutcomeUnknown,
+          (call) =>
+            call.typed?.outcome.status === 'rejected' &&
+            (call.typed.outcome.reason as PgIpcError).code === ErrorCode.OutcomeUnknown,
         ).length
         const failed = withKey.filter(
-          (call) => call.typed?.outcome.status === 'rejected' && (call.typed.outcome.reason as PgIpcError).code !== ErrorCode.OutcomeUnknown,
+          (call) =>
+            call.typed?.outcome.status === 'rejected' &&
+            (call.typed.outcome.reason as PgIpcError).code !== ErrorCode.OutcomeUnknown,
         )
-        if (delivered < sent) violate(sender === 'rec' ? 0 : first.bad ? 6 : 1, `${shown}: ${sent} resolved, delivered ${delivered}`)
+        if (delivered < sent)
+          violate(sender === 'rec' ? 0 : first.bad ? 6 : 1, `${shown}: ${sent} resolved, delivered ${delivered}`)
         if (delivered > sent + unknown) {
-          violate(2, `${shown}: ${sent} resolved, ${unknown} outcome unknown, ${failed.length} rejected (${failed.map((call) => (call.typed?.outcome as { reason: PgIpcError }).reason.code).join(', ')}), delivered ${delivered}`)
+          violate(
+            2,
+            `${shown}: ${sent} resolved, ${unknown} outcome unknown, ${failed.length} rejected (${failed.map((call) => (call.typed?.outcome as { reason: PgIpcError }).reason.code).join(', ')}), delivered ${delivered}`,
+          )
         }
         for (const call of withKey) {
           if (!call.bad) continue
           const outcome = call.typed?.outcome
           if (outcome?.status !== 'rejected' || (outcome.reason as PgIpcError).code !== ErrorCode.PayloadNotEncodable) {
-            violate(6, `typed notify() of a lone surrogate: ${outcome?.status === 'rejected' ? `rejected with ${String(outcome.reason)}` : outcome?.status} instead of PayloadNotEncodableError`)
+            violate(
+              6,
+              `typed notify() of a lone surrogate: ${outcome?.status === 'rejected' ? `rejected with ${String(outcome.reason)}` : outcome?.status} instead of PayloadNotEncodableError`,
+            )
           }
         }
       } else {
         const sent = coreInstance?.sent.get(key) ?? 0
-        if (delivered < sent) violate(first.bad ? 6 : 1, `${shown}: reported sent ${sent} times, delivered ${delivered}${first.bad ? ' (altered)' : ''}`)
+        if (delivered < sent)
+          violate(
+            first.bad ? 6 : 1,
+            `${shown}: reported sent ${sent} times, delivered ${delivered}${first.bad ? ' (altered)' : ''}`,
+          )
         if (delivered > withKey.length) violate(2, `${shown}: delivered ${delivered} times`)
         if (delivered > sent) {
           const left = unknownBudget.get(first.ch) ?? 0
-          if (delivered - sent > left) violate(2, `${shown}: reported sent ${sent}, delivered ${delivered}, with only ${left} 'outcome unknown' errors left on its channel`)
+          if (delivered - sent > left)
+            violate(
+              2,
+              `${shown}: reported sent ${sent}, delivered ${delivered}, with only ${left} 'outcome unknown' errors left on its channel`,
+            )
           unknownBudget.set(first.ch, Math.max(0, left - (delivered - sent)))
         }
       }
@@ -1245,13 +1403,19 @@ function checkDeliveries(
     const wrong = firstOutOfOrder(got, callKeys)
     if (wrong !== -1) {
       const shownKey = (key: string | undefined): string => JSON.stringify(cut((key ?? '').split('\u0000')[1] ?? '', 24))
-      violate(sender === 'rec' ? 4 : config.queryTimeout ? 2 : 6, `${sender}: delivered out of call order at #${wrong} (${shownKey(got[wrong])}); delivered ${got.map(shownKey).join(' ')}`)
+      violate(
+        sender === 'rec' ? 4 : config.queryTimeout ? 2 : 6,
+        `${sender}: delivered out of call order at #${wrong} (${shownKey(got[wrong])}); delivered ${got.map(shownKey).join(' ')}`,
+      )
     }
-    unknownBudget = new Map()
   }
 }
 
-function checkRows(rows: readonly { tx: number; k: number }[], txs: readonly Tx[], violate: (bug: number, what: string) => void): void {
+function checkRows(
+  rows: readonly { tx: number; k: number }[],
+  txs: readonly Tx[],
+  violate: (bug: number, what: string) => void,
+): void {
   const byTx = new Map<number, number[]>()
   for (const row of rows) byTx.set(row.tx, [...(byTx.get(row.tx) ?? []), row.k])
   for (const id of byTx.keys()) if (!txs.some((tx) => tx.id === id)) violate(0, `rows of an unknown transaction ${id}`)
@@ -1259,25 +1423,36 @@ function checkRows(rows: readonly { tx: number; k: number }[], txs: readonly Tx[
     const got = (byTx.get(tx.id) ?? []).join(',')
     const inserted = tx.inserts.map((uq) => Number(/k (\d+)/.exec(uq.what)?.[1]))
     const all = inserted.join(',')
-    const okInserts = tx.inserts.filter((uq) => uq.q.outcome.status === 'fulfilled').map((uq) => Number(/k (\d+)/.exec(uq.what)?.[1])).join(',')
+    const okInserts = tx.inserts
+      .filter((uq) => uq.q.outcome.status === 'fulfilled')
+      .map((uq) => Number(/k (\d+)/.exec(uq.what)?.[1]))
+      .join(',')
     const end = tx.end?.q.outcome
     let expected: string[]
     let state: string
     if (tx.autocommit) {
       state = `autocommit INSERT ${end?.status}`
       expected = end?.status === 'fulfilled' ? [all] : ['', all]
-    } else if (tx.endKind === 'commit' && end?.status === 'fulfilled' && (end.value as pg.QueryResult).command === 'COMMIT' && !tx.failed) {
+    } else if (tx.endKind === 'commit' && end?.status === 'fulfilled' && end.value.command === 'COMMIT' && !tx.failed) {
       state = 'committed'
       expected = [okInserts]
     } else if (tx.endKind === 'commit' && end?.status === 'rejected' && !tx.failed) {
       state = 'COMMIT outcome unknown (connection lost)'
       expected = ['', all]
     } else {
-      state = tx.endKind === undefined ? 'never ended (connection lost)' : tx.failed ? `failed, then ${tx.endKind}` : `${tx.endKind} (${end?.status})`
+      state =
+        tx.endKind === undefined
+          ? 'never ended (connection lost)'
+          : tx.failed
+            ? `failed, then ${tx.endKind}`
+            : `${tx.endKind} (${end?.status})`
       expected = ['']
     }
     if (!expected.includes(got)) {
-      violate(1, `rows of the user's transaction ${tx.id} [${state}; inserts ${all || 'none'}]: [${got}], expected ${expected.map((e) => `[${e}]`).join(' or ')}`)
+      violate(
+        1,
+        `rows of the user's transaction ${tx.id} [${state}; inserts ${all || 'none'}]: [${got}], expected ${expected.map((e) => `[${e}]`).join(' or ')}`,
+      )
     }
   }
 }
@@ -1296,58 +1471,60 @@ describe('the user and the library share one client (model-based, fast-check)', 
     await admin.end().catch(() => undefined)
   })
 
-  it(
-    `every notification, row, LISTEN and promise is what the user and the library were told (seed ${SEED}, ${NUM_RUNS} runs)`,
-    async () => {
-      const found: { run: number; config: RunConfig; violations: Violation[]; trace: string[]; ms: number }[] = []
-      let runs = 0
-      const started = performance.now()
-      await fc.assert(
-        fc.asyncProperty(configArb, fc.array(cmdArb, { minLength: 25, maxLength: 45 }), async (config, cmds) => {
-          runs += 1
-          if (ONLY.size > 0 && !ONLY.has(runs)) return
-          const t0 = performance.now()
-          const { violations, trace } = await runModel(config, cmds)
-          const ms = Math.round(performance.now() - t0)
-          if (REPORT) {
-            found.push({ run: runs, config, violations, trace, ms })
-            return
-          }
-          if (violations.length > 0) {
-            throw new Error(
-              `run ${runs} (${JSON.stringify(config)}):\n${violations.map((v) => `  [${label(v.bug)}] ${v.what}`).join('\n')}\ntrace: ${trace.join('; ')}`,
-            )
-          }
-        }),
-        {
-          seed: SEED,
-          numRuns: NUM_RUNS,
-          // A run takes well under a second; shrinking a failure is capped so the report still comes.
-          ...(REPORT ? {} : { interruptAfterTimeLimit: 240_000, markInterruptAsFailure: true }),
-          endOnFailure: process.env.SHARED_MODEL_SHRINK !== '1',
-        },
-      )
-      if (REPORT) {
-        const passing = found.filter((entry) => entry.violations.length === 0).map((entry) => entry.ms).sort((a, b) => a - b)
-        const byBug = new Map<number, number[]>()
-        for (const entry of found) for (const bug of new Set(entry.violations.map((v) => v.bug))) byBug.set(bug, [...(byBug.get(bug) ?? []), entry.run])
-        const lines = [
-          `seed ${SEED}, ${NUM_RUNS} runs, ${Math.round(performance.now() - started)} ms; runs without findings: ${passing.length}, median ${passing[Math.floor(passing.length / 2)] ?? 0} ms, slowest ${passing.at(-1) ?? 0} ms`,
-          ...[...byBug.entries()].sort(([a], [b]) => a - b).map(([bug, list]) => `  ${label(bug)}: runs ${list.join(', ')}`),
-          ...found
-            .filter((entry) => entry.violations.length > 0)
-            .map(
-              (entry) =>
-                `run ${entry.run} ${JSON.stringify(entry.config)} ${entry.ms} ms\n${[...new Map(entry.violations.map((v) => [`${v.bug}:${v.what}`, v])).values()]
-                  .slice(0, 12)
-                  .map((v) => `    [${label(v.bug)}] ${v.what}`)
-                  .join('\n')}${process.env.SHARED_MODEL_TRACE === '1' ? `\n    trace: ${entry.trace.join('; ')}` : ''}`,
-            ),
-        ]
-        console.log(lines.join('\n'))
-      }
-      expect(runs).toBe(NUM_RUNS)
-    },
-    600_000,
-  )
+  it(`every notification, row, LISTEN and promise is what the user and the library were told (seed ${SEED}, ${NUM_RUNS} runs)`, async () => {
+    const found: { run: number; config: RunConfig; violations: Violation[]; trace: string[]; ms: number }[] = []
+    let runs = 0
+    const started = performance.now()
+    await fc.assert(
+      fc.asyncProperty(configArb, fc.array(cmdArb, { minLength: 25, maxLength: 45 }), async (config, cmds) => {
+        runs += 1
+        if (ONLY.size > 0 && !ONLY.has(runs)) return
+        const t0 = performance.now()
+        const { violations, trace } = await runModel(config, cmds)
+        const ms = Math.round(performance.now() - t0)
+        if (REPORT) {
+          found.push({ run: runs, config, violations, trace, ms })
+          return
+        }
+        if (violations.length > 0) {
+          throw new Error(
+            `run ${runs} (${JSON.stringify(config)}):\n${violations.map((v) => `  [${label(v.bug)}] ${v.what}`).join('\n')}\ntrace: ${trace.join('; ')}`,
+          )
+        }
+      }),
+      {
+        seed: SEED,
+        numRuns: NUM_RUNS,
+        // A run takes well under a second; shrinking a failure is capped so the report still comes.
+        ...(REPORT ? {} : { interruptAfterTimeLimit: 240_000, markInterruptAsFailure: true }),
+        endOnFailure: process.env.SHARED_MODEL_SHRINK !== '1',
+      },
+    )
+    if (REPORT) {
+      const passing = found
+        .filter((entry) => entry.violations.length === 0)
+        .map((entry) => entry.ms)
+        .sort((a, b) => a - b)
+      const byBug = new Map<number, number[]>()
+      for (const entry of found)
+        for (const bug of new Set(entry.violations.map((v) => v.bug))) byBug.set(bug, [...(byBug.get(bug) ?? []), entry.run])
+      const lines = [
+        `seed ${SEED}, ${NUM_RUNS} runs, ${Math.round(performance.now() - started)} ms; runs without findings: ${passing.length}, median ${passing[Math.floor(passing.length / 2)] ?? 0} ms, slowest ${passing.at(-1) ?? 0} ms`,
+        ...[...byBug.entries()].sort(([a], [b]) => a - b).map(([bug, list]) => `  ${label(bug)}: runs ${list.join(', ')}`),
+        ...found
+          .filter((entry) => entry.violations.length > 0)
+          .map(
+            (entry) =>
+              `run ${entry.run} ${JSON.stringify(entry.config)} ${entry.ms} ms\n${[
+                ...new Map(entry.violations.map((v) => [`${v.bug}:${v.what}`, v])).values(),
+              ]
+                .slice(0, 12)
+                .map((v) => `    [${label(v.bug)}] ${v.what}`)
+                .join('\n')}${process.env.SHARED_MODEL_TRACE === '1' ? `\n    trace: ${entry.trace.join('; ')}` : ''}`,
+          ),
+      ]
+      console.log(lines.join('\n'))
+    }
+    expect(runs).toBe(NUM_RUNS)
+  }, 600_000)
 })

@@ -65,8 +65,10 @@ describe('reconnecting mode: the same guarantees through outages', () => {
       const delivered = count(got, payload)
       const code = outcome.status === 'rejected' ? (outcome.reason as PgIpcError).code : 'sent'
       if (code === 'sent' && delivered !== 1) problems.push(`${payload}: resolved, delivered ${delivered}`)
-      else if (code === ErrorCode.OutcomeUnknown && delivered > 1) problems.push(`${payload}: outcome unknown, delivered ${delivered}`)
-      else if (code !== 'sent' && code !== ErrorCode.OutcomeUnknown && delivered !== 0) problems.push(`${payload}: rejected ${code}, delivered ${delivered}`)
+      else if (code === ErrorCode.OutcomeUnknown && delivered > 1)
+        problems.push(`${payload}: outcome unknown, delivered ${delivered}`)
+      else if (code !== 'sent' && code !== ErrorCode.OutcomeUnknown && delivered !== 0)
+        problems.push(`${payload}: rejected ${code}, delivered ${delivered}`)
     })
     expect(problems).toEqual([])
     const wrong = firstOutOfOrder(got, calls)

@@ -6,7 +6,7 @@ import { z } from 'zod'
 import {
   ErrorCode,
   PayloadNotEncodableError,
-  PgIpcError,
+  type PgIpcError,
   pgIPC,
   type ChannelSchemas,
   type PgIpcError as PgIpcErrorType,
@@ -28,19 +28,21 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const retry = { initialDelayMs: 100, maxDelayMs: 100 }
     let hookCalls = 0
     let killedPid: number | undefined
-    const ipc = endAfterTest(pgIPC({
-      connect: owned.connect,
-      retry,
-      onConnect: async (info) => {
-        hookCalls += 1
-        if (hookCalls !== 2) return
-        // The first reconnection dies while its hook runs.
-        killedPid = info.processId
-        const gone = whenClosed(owned.latest())
-        await admin.query('SELECT pg_terminate_backend($1)', [info.processId])
-        await gone
-      },
-    }))
+    const ipc = endAfterTest(
+      pgIPC({
+        connect: owned.connect,
+        retry,
+        onConnect: async (info) => {
+          hookCalls += 1
+          if (hookCalls !== 2) return
+          // The first reconnection dies while its hook runs.
+          killedPid = info.processId
+          const gone = whenClosed(owned.latest())
+          await admin.query('SELECT pg_terminate_backend($1)', [info.processId])
+          await gone
+        },
+      }),
+    )
     const errors: PgIpcErrorType[] = []
     ipc.on('error', (error) => errors.push(error))
     const events = recordEvents(ipc, ['connect', 'disconnect', 'reconnect'])
@@ -53,7 +55,10 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     const reconnected = handled(nextReconnect(ipc))
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
     const info = await reconnected
-    expect(events.map((event) => event.name), 'events').toEqual(['connect', 'disconnect', 'disconnect', 'reconnect'])
+    expect(
+      events.map((event) => event.name),
+      'events',
+    ).toEqual(['connect', 'disconnect', 'disconnect', 'reconnect'])
     expect(clientAtDisconnect.includes(killedPid), 'the dead connection is not kept as the current one').toBe(false)
     expect(hookCalls).toBe(3)
     expect(owned.clients.length).toBe(3)
@@ -92,9 +97,14 @@ describe('suspected: a connection lost while (re)connecting is a disconnect, ret
     await admin.query('SELECT pg_terminate_backend($1)', [ipc.processId])
     await reconnected
     expect(proxy.cuts, 'the re-LISTEN was cut').toBe(1)
-    expect(events.map((event) => event.name), 'events').toEqual(['connect', 'disconnect', 'disconnect', 'reconnect'])
+    expect(
+      events.map((event) => event.name),
+      'events',
+    ).toEqual(['connect', 'disconnect', 'disconnect', 'reconnect'])
     expect(owned.clients.length).toBe(3)
-    expect((made[2] ?? 0) - (made[1] ?? 0), 'ms between the cut attempt and the next one').toBeGreaterThanOrEqual(retry.initialDelayMs / 2)
+    expect((made[2] ?? 0) - (made[1] ?? 0), 'ms between the cut attempt and the next one').toBeGreaterThanOrEqual(
+      retry.initialDelayMs / 2,
+    )
     expect(await listeningChannels(owned.latest())).toEqual([channel])
     expect(errors).toEqual([])
     await within(ipc.end(), 'ipc.end()')
@@ -227,7 +237,7 @@ describe('suspected: typed once() + off() during the same delivery', () => {
       keeper.on(channel, () => {})
       await within(keeper.listening(channel), 'keeper.listening()')
       scenario(typedSurface, channel, log)
-      scenario(reference as unknown as Surface, channel, expected)
+      scenario(reference, channel, expected)
       // Registered after the library's own: pg calls 'notification' listeners in order, so this one
       // runs once the library has dispatched the message.
       const seen: string[] = []
@@ -238,7 +248,10 @@ describe('suspected: typed once() + off() during the same delivery', () => {
         waiters.get(message.payload ?? '')?.()
       })
       for (const value of [1, 2, 3]) {
-        const dispatched = within(new Promise<void>((resolve) => waiters.set(String(value), resolve)), `message ${value} dispatched`)
+        const dispatched = within(
+          new Promise<void>((resolve) => waiters.set(String(value), resolve)),
+          `message ${value} dispatched`,
+        )
         await within(typed.notify(channel, value), 'typed.notify()')
         await dispatched
         reference.emit(channel, value)

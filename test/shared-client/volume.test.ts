@@ -39,7 +39,10 @@ describe('volume: no limit by default, maxPending when asked for', () => {
     await observer.settle(client)
     const got = observer.payloads(channel)
     expect(got.length).toBe(VOLUME)
-    expect(got.every((payload, index) => payload === String(index)), 'every payload, in call order').toBe(true)
+    expect(
+      got.every((payload, index) => payload === String(index)),
+      'every payload, in call order',
+    ).toBe(true)
     expect(errors).toEqual([])
     await within(core.end(), 'core.end()')
   }, 90_000)

@@ -51,7 +51,7 @@ import {
   type TypedIPC,
   type TypedMessage,
 } from '../../src/index.js'
-import { connect, uniqueChannel, waitFor, type Emitter } from '../support/db.js'
+import { connect, uniqueChannel, waitFor } from '../support/db.js'
 
 const NUM_RUNS = Number(process.env.PROPERTY_RUNS ?? 100)
 const MARKER_TIMEOUT_MS = 5_000
@@ -74,7 +74,10 @@ const nested = z.object({
   label: z.string().optional(),
   note: z.string().nullable(),
   tags: z.array(z.string()),
-  parent: z.object({ id: z.number().int(), path: z.array(z.string()).optional() }).nullable().optional(),
+  parent: z
+    .object({ id: z.number().int(), path: z.array(z.string()).optional() })
+    .nullable()
+    .optional(),
   lines: z.array(
     z.object({
       sku: z.string(),
@@ -122,7 +125,12 @@ type HostileKey = Exclude<keyof typeof hostileSchemas, 'marker'>
 
 /** z.uuid(): RFC 9562 versions 1-8 (either case), plus the nil and max UUIDs (lower case only). */
 const uuidArb: fc.Arbitrary<string> = fc.oneof(
-  { weight: 8, arbitrary: fc.tuple(fc.uuid({ version: [1, 2, 3, 4, 5, 6, 7, 8] }), fc.boolean()).map(([id, upper]) => (upper ? id.toUpperCase() : id)) },
+  {
+    weight: 8,
+    arbitrary: fc
+      .tuple(fc.uuid({ version: [1, 2, 3, 4, 5, 6, 7, 8] }), fc.boolean())
+      .map(([id, upper]) => (upper ? id.toUpperCase() : id)),
+  },
   { weight: 1, arbitrary: fc.constantFrom('00000000-0000-0000-0000-000000000000', 'ffffffff-ffff-ffff-ffff-ffffffffffff') },
 )
 
@@ -141,7 +149,19 @@ const finiteArb: fc.Arbitrary<number> = fc.oneof(
   { weight: 4, arbitrary: fc.double({ noNaN: true, noDefaultInfinity: true }) },
   {
     weight: 1,
-    arbitrary: fc.constantFrom(-0, 0, Number.MIN_VALUE, -Number.MIN_VALUE, Number.MAX_VALUE, -Number.MAX_VALUE, Number.EPSILON, 2 ** 53 + 2, 0.1 + 0.2, 1e21, 1e-7),
+    arbitrary: fc.constantFrom(
+      -0,
+      0,
+      Number.MIN_VALUE,
+      -Number.MIN_VALUE,
+      Number.MAX_VALUE,
+      -Number.MAX_VALUE,
+      Number.EPSILON,
+      2 ** 53 + 2,
+      0.1 + 0.2,
+      1e21,
+      1e-7,
+    ),
   },
 )
 /** z.number().positive(): finite and > 0. */
@@ -151,13 +171,45 @@ const intArb = fc.maxSafeInteger()
 
 /** Characters that tend to break hand-written encoders (a lone surrogate and NUL among them). */
 const nastyUnit = fc.constantFrom(
-  '"', '\\', "'", '\u0000', '\n', '\r', '\t', '\b', '\f', '\u001f', '\u007f', '\u2028', '\u2029', '\uFEFF',
-  '\uD800', '\uDFFF', '😀', '👩‍👩‍👧', 'é', 'e\u0301', '{', '}', '[', ']', ':', ',', 'null', '\\u0000', '$1', '%s', ' ',
+  '"',
+  '\\',
+  "'",
+  '\u0000',
+  '\n',
+  '\r',
+  '\t',
+  '\b',
+  '\f',
+  '\u001f',
+  '\u007f',
+  '\u2028',
+  '\u2029',
+  '\uFEFF',
+  '\uD800',
+  '\uDFFF',
+  '😀',
+  '👩‍👩‍👧',
+  'é',
+  'e\u0301',
+  '{',
+  '}',
+  '[',
+  ']',
+  ':',
+  ',',
+  'null',
+  '\\u0000',
+  '$1',
+  '%s',
+  ' ',
 )
 
 /** A string whose JSON text is exactly `bytes` UTF-8 bytes long, ending in `tail`: the 8000-byte boundary. */
 const boundaryTextArb = fc
-  .tuple(fc.integer({ min: MAX_PAYLOAD_BYTES - 8, max: MAX_PAYLOAD_BYTES + 8 }), fc.constantFrom('a', '"', '\\', 'é', '€', '😀', '\u0001'))
+  .tuple(
+    fc.integer({ min: MAX_PAYLOAD_BYTES - 8, max: MAX_PAYLOAD_BYTES + 8 }),
+    fc.constantFrom('a', '"', '\\', 'é', '€', '😀', '\u0001'),
+  )
   .map(([bytes, tail]) => {
     const tailBytes = Buffer.byteLength(JSON.stringify(tail)) - 2
     return 'a'.repeat(bytes - 2 - tailBytes) + tail
@@ -194,7 +246,9 @@ const nestedArb = fc.record(
     label: optional(smallTextArb),
     note: nullable(smallTextArb),
     tags: fc.array(smallTextArb, { maxLength: 5 }),
-    parent: optional(nullable(fc.record({ id: intArb, path: optional(fc.array(smallTextArb, { maxLength: 3 })) }, { requiredKeys: ['id'] }))),
+    parent: optional(
+      nullable(fc.record({ id: intArb, path: optional(fc.array(smallTextArb, { maxLength: 3 })) }, { requiredKeys: ['id'] })),
+    ),
     lines: fc.array(
       fc.record(
         {
@@ -237,11 +291,13 @@ function hasProtoKey(value: unknown): boolean {
 }
 
 /** z.json(): any JSON value (fc.jsonValue never yields NaN or ±Infinity; it does yield -0). */
-const docArb: fc.Arbitrary<unknown> = fc.oneof(
-  { weight: 6, arbitrary: fc.jsonValue({ maxDepth: 5 }) },
-  // Long arrays of JSON: some go over the 8000-byte limit.
-  { weight: 1, arbitrary: fc.array(fc.jsonValue({ maxDepth: 2 }), { minLength: 50, maxLength: 400 }) },
-).filter((value) => !hasProtoKey(value))
+const docArb: fc.Arbitrary<unknown> = fc
+  .oneof(
+    { weight: 6, arbitrary: fc.jsonValue({ maxDepth: 5 }) },
+    // Long arrays of JSON: some go over the 8000-byte limit.
+    { weight: 1, arbitrary: fc.array(fc.jsonValue({ maxDepth: 2 }), { minLength: 50, maxLength: 400 }) },
+  )
+  .filter((value) => !hasProtoKey(value))
 
 const roundTripArbs: { [Key in RoundTripKey]: fc.Arbitrary<unknown> } = {
   order: orderArb,
@@ -294,7 +350,7 @@ function jsonBytes(value: unknown): number {
 
 /** Resolves when the consumer receives marker `id` on the marker channel. */
 function markerSeen(consumer: TypedIPC<ChannelSchemas>, channel: string, id: number): Promise<unknown> {
-  return waitFor<TypedMessage<string, unknown>>(consumer as unknown as Emitter, channel, {
+  return waitFor<TypedMessage<string, unknown>>(consumer, channel, {
     timeoutMs: MARKER_TIMEOUT_MS,
     filter: (message) => message.payload === id,
   })
@@ -400,7 +456,13 @@ describe('typed layer, property-based', () => {
             )
             if (bytes > MAX_PAYLOAD_BYTES) {
               tooLarge++
-              expectedOutcomes.push({ tooLarge: true, code: ErrorCode.PayloadTooLarge, channel: name[key], bytes, limit: MAX_PAYLOAD_BYTES })
+              expectedOutcomes.push({
+                tooLarge: true,
+                code: ErrorCode.PayloadTooLarge,
+                channel: name[key],
+                bytes,
+                limit: MAX_PAYLOAD_BYTES,
+              })
             } else {
               delivered++
               expectedOutcomes.push('sent')
@@ -492,9 +554,50 @@ describe('typed layer, property-based', () => {
 
 /** JSON-ish fragments; joined at random they make near-JSON garbage. */
 const fragmentArb = fc.constantFrom(
-  '{', '}', '[', ']', '"', ':', ',', 'null', 'true', 'false', 'tru', 'nul', '1', '-', '+', '.', 'e', 'E', '0x1F', '01',
-  '1e400', 'NaN', 'Infinity', '-Infinity', 'undefined', '"a"', '"\\u', '\\', '"\\ud800"', '{"a":', '"orderId"',
-  '"total"', '"placedAt"', '"__proto__"', ' ', '\n', '\t', '\uFEFF', '//', '/*', '*/', "'", '😀', '\u2028',
+  '{',
+  '}',
+  '[',
+  ']',
+  '"',
+  ':',
+  ',',
+  'null',
+  'true',
+  'false',
+  'tru',
+  'nul',
+  '1',
+  '-',
+  '+',
+  '.',
+  'e',
+  'E',
+  '0x1F',
+  '01',
+  '1e400',
+  'NaN',
+  'Infinity',
+  '-Infinity',
+  'undefined',
+  '"a"',
+  '"\\u',
+  '\\',
+  '"\\ud800"',
+  '{"a":',
+  '"orderId"',
+  '"total"',
+  '"placedAt"',
+  '"__proto__"',
+  ' ',
+  '\n',
+  '\t',
+  '\uFEFF',
+  '//',
+  '/*',
+  '*/',
+  "'",
+  '😀',
+  '\u2028',
 )
 
 /** Bracket depth of JSON-ish text, ignoring brackets inside strings. */
@@ -538,7 +641,16 @@ function nearlyValidArb(key: HostileKey): fc.Arbitrary<string> {
       const fieldArb = fc.constantFrom('orderId', 'total', 'placedAt', 'extra', '__proto__')
       const badValueArb = fc.oneof(
         fc.jsonValue({ maxDepth: 2 }),
-        fc.constantFrom(0, -1, '12.5', 'not-a-uuid', '2026-11-26', '2026-11-26T10:00:00+01:00', '2026-13-01T00:00:00Z', '2026-11-26T10:00:00.123456789Z'),
+        fc.constantFrom(
+          0,
+          -1,
+          '12.5',
+          'not-a-uuid',
+          '2026-11-26',
+          '2026-11-26T10:00:00+01:00',
+          '2026-13-01T00:00:00Z',
+          '2026-11-26T10:00:00.123456789Z',
+        ),
       )
       return fc.oneof(
         orderArb.map((value) => JSON.stringify(value)),
@@ -566,7 +678,10 @@ function nearlyValidArb(key: HostileKey): fc.Arbitrary<string> {
         smallTextArb, // raw, unquoted: JSON only by accident
       )
     case 'doc':
-      return fc.oneof(fc.json({ maxDepth: 5 }), fc.jsonValue({ maxDepth: 3 }).map((value) => `\t${JSON.stringify(value)} `))
+      return fc.oneof(
+        fc.json({ maxDepth: 5 }),
+        fc.jsonValue({ maxDepth: 3 }).map((value) => `\t${JSON.stringify(value)} `),
+      )
   }
 }
 
@@ -595,10 +710,9 @@ function hostileOpArb(keys: readonly HostileKey[]): fc.Arbitrary<HostileOp> {
         arbitrary: keyArb.chain((key) => hostileValueArbs[key].map((value): HostileOp => ({ kind: 'typed', key, value }))),
       },
     )
-    .map(
-      (op): HostileOp =>
-        // pg sends text as UTF-8, where a lone surrogate becomes U+FFFD: send what can arrive unchanged.
-        op.kind === 'raw' ? { ...op, payload: op.payload.replace(/\p{Cs}/gu, '\uFFFD') } : op,
+    .map((op): HostileOp =>
+      // pg sends text as UTF-8, where a lone surrogate becomes U+FFFD: send what can arrive unchanged.
+      op.kind === 'raw' ? { ...op, payload: op.payload.replace(/\p{Cs}/gu, '\uFFFD') } : op,
     )
 }
 

@@ -8,7 +8,7 @@ import {
   defineChannels,
   EndedError,
   ErrorCode,
-  InvalidMessageError,
+  type InvalidMessageError,
   InvalidPayloadError,
   ListenerError,
   PayloadTooLargeError,
@@ -154,10 +154,10 @@ describe('outgoing validation: nothing invalid is sent', () => {
   it('rejects an unknown channel (a JavaScript caller) and an oversized payload', async () => {
     const { channels, name } = channelSet({ text: z.string() })
     const ipc = channels.attach(await connect())
-    await expect(ipc.notify('no-such-channel' as string, 'x')).rejects.toBeInstanceOf(UnknownChannelError)
+    await expect(ipc.notify('no-such-channel', 'x')).rejects.toBeInstanceOf(UnknownChannelError)
     await expect(ipc.notify(name.text, 'x'.repeat(7998))).rejects.toBeInstanceOf(PayloadTooLargeError) // 8000 with quotes
     await expect(ipc.notify(name.text, 'x'.repeat(7997))).resolves.toBeUndefined() // 7999
-    expect(() => ipc.on('no-such-channel' as string, () => {})).toThrow(UnknownChannelError)
+    expect(() => ipc.on('no-such-channel', () => {})).toThrow(UnknownChannelError)
     await ipc.end()
   })
 
@@ -224,7 +224,19 @@ describe('defineChannels rejects what cannot work, early', () => {
   })
 
   it('reserved and invalid channel names', () => {
-    for (const reserved of ['error', 'end', 'listen', 'unlisten', 'notify', 'newListener', 'removeListener', 'invalid', 'connect', 'reconnect', 'disconnect']) {
+    for (const reserved of [
+      'error',
+      'end',
+      'listen',
+      'unlisten',
+      'notify',
+      'newListener',
+      'removeListener',
+      'invalid',
+      'connect',
+      'reconnect',
+      'disconnect',
+    ]) {
       expect(() => defineChannelsFromJs({ [reserved]: z.string() })).toThrow(ReservedChannelError)
     }
     expect(() => defineChannelsFromJs({ ['x'.repeat(64)]: z.string() })).toThrow(/at most 63/)
@@ -346,7 +358,10 @@ describe('incoming validation: bad messages never reach listeners', () => {
     const payloads: string[] = []
     let sequence = 0
     for (let index = 0; index < 1020; index++) payloads.push(index % 51 === 50 ? String(sequence++) : `garbage ${index} {`)
-    await sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n', [name.n, payloads])
+    await sender.query('SELECT pg_notify($1, p) FROM unnest($2::text[]) WITH ORDINALITY AS t(p, n) ORDER BY n', [
+      name.n,
+      payloads,
+    ])
     await allValid
     expect(valid).toEqual([...Array(20).keys()])
     expect(invalid).toBe(1000)
@@ -487,7 +502,9 @@ describe('interop', () => {
       `CREATE FUNCTION ${table}_notify() RETURNS trigger LANGUAGE plpgsql AS $$
        BEGIN PERFORM pg_notify(TG_ARGV[0], row_to_json(NEW)::text); RETURN NEW; END $$`,
     )
-    await db.query(`CREATE TRIGGER t AFTER INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_notify('${name.orderPlaced}')`)
+    await db.query(
+      `CREATE TRIGGER t AFTER INSERT ON ${table} FOR EACH ROW EXECUTE FUNCTION ${table}_notify('${name.orderPlaced}')`,
+    )
     try {
       const message = next(ipc, name.orderPlaced)
       await ipc.listening(name.orderPlaced)
@@ -612,9 +629,20 @@ describe('the encode fast path', () => {
   // Schemas whose encoding can only validate use zod's safeParse instead of safeEncode (several
   // times faster); the wire text must be exactly what zod's encode gives, for every kind of schema.
   const cases: [string, z.ZodType, unknown[]][] = [
-    ['object with optional and nullable', z.object({ a: z.string(), b: z.number().optional(), c: z.boolean().nullable() }), [{ a: 'x', c: null }, { a: 'y', b: 2, c: true, extra: 1 }]],
+    [
+      'object with optional and nullable',
+      z.object({ a: z.string(), b: z.number().optional(), c: z.boolean().nullable() }),
+      [
+        { a: 'x', c: null },
+        { a: 'y', b: 2, c: true, extra: 1 },
+      ],
+    ],
     ['enum, literal, union', z.union([z.enum(['a', 'b']), z.literal(3), z.null()]), ['a', 3, null]],
-    ['array, tuple, record', z.object({ list: z.array(z.number()), pair: z.tuple([z.string(), z.number()]), map: z.record(z.string(), z.boolean()) }), [{ list: [1, 2], pair: ['p', 1], map: { k: true } }]],
+    [
+      'array, tuple, record',
+      z.object({ list: z.array(z.number()), pair: z.tuple([z.string(), z.number()]), map: z.record(z.string(), z.boolean()) }),
+      [{ list: [1, 2], pair: ['p', 1], map: { k: true } }],
+    ],
     ['z.json()', z.json(), [{ deep: [1, 'two', { three: null }] }, 'text', 5]],
     ['a default (not as is)', z.object({ n: z.number().default(7) }), [{}, { n: 1 }]],
     ['a trim overwrite (not as is)', z.string().trim(), ['  padded  ']],
@@ -625,7 +653,7 @@ describe('the encode fast path', () => {
     it(`sends what zod's encode gives: ${what}`, () => {
       const channels = defineChannelsFromJs({ ch: schema })
       for (const value of values) {
-        const expected = schema.safeEncode(value as never)
+        const expected = schema.safeEncode(value)
         if (!expected.success) {
           expect(() => channels.notifyQuery('ch', value)).toThrow(InvalidPayloadError)
           continue

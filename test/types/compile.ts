@@ -19,10 +19,7 @@ export interface SnippetDiagnostic {
  * so `typed-pg-ipc` resolves to the package itself through package.json `exports` (dist/index.d.ts),
  * and `zod` and `pg` from the project's node_modules.
  */
-export function compileSnippets(
-  header: string,
-  snippets: Readonly<Record<string, string>>,
-): Record<string, SnippetDiagnostic[]> {
+export function compileSnippets(header: string, snippets: Readonly<Record<string, string>>): Record<string, SnippetDiagnostic[]> {
   if (!existsSync(join(root, 'dist', 'index.d.ts'))) {
     throw new Error('dist/index.d.ts is missing: run `npm run build` first (`npm test` builds before running vitest)')
   }

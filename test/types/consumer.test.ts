@@ -6,7 +6,17 @@
 // The oldest versions are installed on first use into .tmp/typescript-versions (not devDependencies:
 // an aliased `typescript` would take over node_modules/.bin/tsc).
 import { execFile, spawnSync } from 'node:child_process'
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import {
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -132,14 +142,19 @@ interface Diagnostic {
 /** Runs a tsc on the consumer; returns its errors, each with the file it is in (relative to the consumer). */
 function typeCheck(consumer: Consumer, tsc: string): Promise<Diagnostic[]> {
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, [tsc, '-p', consumer.dir, '--pretty', 'false'], { cwd: consumer.dir, timeout: 120_000 }, (error, stdout) => {
-      if (error !== null && typeof error.code !== 'number') {
-        reject(error)
-        return
-      }
-      const lines = stdout.split('\n').filter((line) => /error TS\d+/.test(line))
-      resolve(lines.map((line) => ({ file: line.replace(/\(\d+,\d+\).*$/, ''), line })))
-    })
+    execFile(
+      process.execPath,
+      [tsc, '-p', consumer.dir, '--pretty', 'false'],
+      { cwd: consumer.dir, timeout: 120_000 },
+      (error, stdout) => {
+        if (error !== null && typeof error.code !== 'number') {
+          reject(new Error(`tsc could not run: ${error.message}`, { cause: error }))
+          return
+        }
+        const lines = stdout.split('\n').filter((line) => /error TS\d+/.test(line))
+        resolve(lines.map((line) => ({ file: line.replace(/\(\d+,\d+\).*$/, ''), line })))
+      },
+    )
   })
 }
 
@@ -176,7 +191,11 @@ describe('the package as consumers compile it', () => {
         if (entry.isDirectory()) walk(path)
         else if (/\.d\.[cm]?ts$/.test(entry.name)) {
           // What the compiler reads as imports (import/export from, import types, references), not comments.
-          const { importedFiles, referencedFiles, typeReferenceDirectives } = ts.preProcessFile(readFileSync(path, 'utf8'), true, true)
+          const { importedFiles, referencedFiles, typeReferenceDirectives } = ts.preProcessFile(
+            readFileSync(path, 'utf8'),
+            true,
+            true,
+          )
           for (const { fileName } of [...importedFiles, ...referencedFiles, ...typeReferenceDirectives]) {
             if (/^(zod|type-fest)(\/|$)/.test(fileName)) found.push(`${relative(root, path)}: ${fileName}`)
           }

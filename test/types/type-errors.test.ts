@@ -115,20 +115,28 @@ describe('compile errors of the typed layer', () => {
   it('a union of names is refused with the reason', () => {
     const found = of('unionOfNames')
     expect(found).toHaveLength(1)
-    expect(found[0]?.text).toContain('Pass one channel name, not a union: the payload of \\"orderPlaced\\" is checked against its own schema only')
+    expect(found[0]?.text).toContain(
+      'Pass one channel name, not a union: the payload of \\"orderPlaced\\" is checked against its own schema only',
+    )
   })
 
   it('defineChannels names the channel and the rule it breaks', () => {
     const reserved = of('reserved')
     expect(reserved).toHaveLength(1)
-    expect(reserved[0]?.text).toContain('Channel name \\"error\\" is reserved: it is an event of the emitter. Rename the channel.')
+    expect(reserved[0]?.text).toContain(
+      'Channel name \\"error\\" is reserved: it is an event of the emitter. Rename the channel.',
+    )
     for (const name of ['date', 'dateBesideVoid'] as const) {
       const found = of(name)
       expect(found, name).toHaveLength(1)
-      expect(found[0]?.text.split('\n')[0]).toMatch(/^Type 'ZodDate' is not assignable to type 'ZodDate & "Channel \\"when\\" has a schema whose wire form is not JSON /)
+      expect(found[0]?.text.split('\n')[0]).toMatch(
+        /^Type 'ZodDate' is not assignable to type 'ZodDate & "Channel \\"when\\" has a schema whose wire form is not JSON /,
+      )
     }
     const notASchema = of('notASchema')
     expect(notASchema).toHaveLength(1)
-    expect(notASchema[0]?.text).toContain(`is missing the following properties from type 'ChannelSchema': _zod, safeEncode, safeDecode`)
+    expect(notASchema[0]?.text).toContain(
+      `is missing the following properties from type 'ChannelSchema': _zod, safeEncode, safeDecode`,
+    )
   })
 })

@@ -69,7 +69,10 @@ export type Answer =
   | { readonly error: ServerError }
 
 /** A test's override for one statement; undefined keeps the default behaviour. */
-export type Rule = (statement: { readonly text: string; readonly values: readonly unknown[] }, session: FakeConnection) => Answer | undefined
+export type Rule = (
+  statement: { readonly text: string; readonly values: readonly unknown[] },
+  session: FakeConnection,
+) => Answer | undefined
 
 export interface Delivered {
   readonly channel: string
@@ -79,7 +82,8 @@ export interface Delivered {
 
 /** The SQL the library sends, recognised by the server (and by tests, to label statements). */
 const NOTIFY = 'SELECT pg_catalog.pg_notify($1, $2)'
-const NOTIFY_MANY = /^SELECT count\(pg_catalog\.pg_notify\(n->>0, n->>1\)\) FROM pg_catalog\.json_array_elements\(\$1::json\) AS n$/
+const NOTIFY_MANY =
+  /^SELECT count\(pg_catalog\.pg_notify\(n->>0, n->>1\)\) FROM pg_catalog\.json_array_elements\(\$1::json\) AS n$/
 const LISTEN = /^LISTEN "((?:[^"]|"")*)"$/
 const UNLISTEN = /^UNLISTEN "((?:[^"]|"")*)"$/
 
@@ -280,7 +284,9 @@ export class FakeConnection extends EventEmitter {
   }
 
   bind(config: { values?: readonly unknown[]; valueMapper?: (value: unknown, index: number) => unknown }): void {
-    const values = (config.values ?? []).map((value, index) => (config.valueMapper === undefined ? value : config.valueMapper(value, index)))
+    const values = (config.values ?? []).map((value, index) =>
+      config.valueMapper === undefined ? value : config.valueMapper(value, index),
+    )
     this.#write({ type: 'bind', values })
   }
 
@@ -504,7 +510,10 @@ export class FakeConnection extends EventEmitter {
     this.executed.push({ text, values, status })
     const upper = text.trim().toUpperCase()
     if (status === 'E' && upper !== 'COMMIT' && upper !== 'ROLLBACK') {
-      return this.#fail({ code: '25P02', message: 'current transaction is aborted, commands ignored until end of transaction block' })
+      return this.#fail({
+        code: '25P02',
+        message: 'current transaction is aborted, commands ignored until end of transaction block',
+      })
     }
     const answer = this.server.rule?.({ text, values }, this) ?? this.#default(text, values, upper)
     if ('error' in answer) return this.#fail(answer.error)
@@ -576,7 +585,7 @@ export class FakeConnection extends EventEmitter {
         return this.#statement({ rows: [['false', String(this.pid)]], columns: ['pg_is_in_recovery', 'pg_backend_pid'] })
     }
     if (text === NOTIFY) {
-      this.#notifications.push({ channel: String(values[0]), payload: String(values[1] ?? '') })
+      this.#notifications.push({ channel: String(values[0]), payload: typeof values[1] === 'string' ? values[1] : '' })
       return this.#statement({ rows: [['']], columns: ['pg_notify'] })
     }
     if (NOTIFY_MANY.test(text)) {

@@ -46,5 +46,7 @@ export function nextEvent<Args extends unknown[]>(
   emitter: { once(event: never, listener: (...args: Args) => void): unknown },
   event: string,
 ): Promise<Args> {
-  return new Promise((resolve) => (emitter.once as (event: string, listener: (...args: Args) => void) => unknown)(event, (...args) => resolve(args)))
+  return new Promise((resolve) =>
+    (emitter.once as (event: string, listener: (...args: Args) => void) => unknown)(event, (...args) => resolve(args)),
+  )
 }
