@@ -45,12 +45,16 @@ export {
   NotConnectedError,
   BackpressureError,
   UnsupportedSetupError,
+  NotInstalledError,
+  CursorExpiredError,
+  InvalidCursorError,
   type PgIpcErrorOptions,
   type LibraryCommand,
   type ValidationIssue,
 } from './errors/index.js'
 
-export { defineChannels, type ChannelSet, type NotifyQuery } from './typed/define-channels.js'
+export { defineChannels, type ChannelSet, type DefineChannelsOptions, type NotifyQuery } from './typed/define-channels.js'
+export { durable, type Durable, type DurableBrand, type DurableOptions, type RetentionOptions } from './durable/durable.js'
 export type { TypedIPC, AttachOptions, TypedEvents, TypedEventName, TypedListener } from './typed/typed-ipc.js'
 export type { MessageIterator, MessagesOptions } from './typed/messages.js'
 export type {
@@ -62,6 +66,7 @@ export type {
   WirePayloadOf,
   MessageOf,
   TypedMessage,
+  DurableMessage,
   PayloadArgs,
   NotifyPayloadArgs,
 } from './typed/types.js'

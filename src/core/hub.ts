@@ -67,8 +67,13 @@ interface NotifyJob {
   readonly member: HubMember
   /** Set after its group failed on the server: sent alone, so only the bad one fails. */
   solo: boolean
-  /** Called once, never synchronously: undefined when the server accepted it. */
-  readonly settle: (error: PgIpcError | undefined) => void
+  /**
+   * A statement of its own instead of `pg_notify` (a durable channel stores the message and
+   * notifies in one statement): always sent alone, never grouped.
+   */
+  readonly statement?: Statement | undefined
+  /** Called once, never synchronously: undefined when the server accepted it (with the statement's rows). */
+  readonly settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void
   /** Reconnecting mode: gives up waiting for a connection. */
   timer?: NodeJS.Timeout | undefined
 }
@@ -232,7 +237,13 @@ export class Hub {
    * Sends one notification; `settle` is called once, never synchronously, with undefined when the
    * server accepted it. (No promise per message: the core's hot path.)
    */
-  send(member: HubMember, channel: string, payload: string, settle: (error: PgIpcError | undefined) => void): void {
+  send(
+    member: HubMember,
+    channel: string,
+    payload: string,
+    settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void,
+    statement?: Statement,
+  ): void {
     if (this.#state === 'closed') {
       const error = new ConnectionLostError(
         `Notification on channel "${channel}" was not sent: the PostgreSQL connection is closed. Connect a new client (or use the reconnecting mode).`,
@@ -241,7 +252,7 @@ export class Hub {
       this.#defer(() => settle(error))
       return
     }
-    const job: NotifyJob = { kind: 'notify', channel, payload, member, solo: false, settle }
+    const job: NotifyJob = { kind: 'notify', channel, payload, member, solo: statement !== undefined, statement, settle }
     if (this.#state === 'detached') {
       const outage = this.#outage as OutagePolicy
       if (this.#queue.reduce((count, queued) => count + (queued.kind === 'notify' ? 1 : 0), 0) >= outage.maxQueued) {
@@ -311,6 +322,18 @@ export class Hub {
       this.#queue.unshift(...relisten, { kind: 'barrier', reached: resolve, lost: reject })
       this.#pump()
     })
+  }
+
+  /**
+   * Work that must run on each new connection once its LISTENs are back and before `reconnect` is
+   * emitted (a durable channel reads what was stored during the gap). Each reports its own failures;
+   * a rejection means the connection went away meanwhile.
+   */
+  readonly catchUps = new Set<() => Promise<void>>()
+
+  /** Runs every catch-up (reconnecting mode, after the re-LISTEN). */
+  async catchUp(): Promise<void> {
+    await Promise.all([...this.catchUps].map((run) => run()))
   }
 
   /** Tells every member that the connection is ready (reconnecting mode). */
@@ -462,9 +485,9 @@ export class Hub {
         }
         entries.push({ jobs: group, first: statements.length, count: 1 })
         statements.push(
-          group.length === 1
-            ? notifyStatement(job.channel, job.payload)
-            : notifyManyStatement(group.map((queued) => [queued.channel, queued.payload] as const)),
+          group.length > 1
+            ? notifyManyStatement(group.map((queued) => [queued.channel, queued.payload] as const))
+            : (job.statement ?? notifyStatement(job.channel, job.payload)),
         )
         continue
       }
@@ -542,9 +565,11 @@ export class Hub {
   #completed(entry: Entry, outcome: Outcome | undefined, report: (callback: () => void) => void): void {
     for (const job of entry.jobs) {
       switch (job.kind) {
-        case 'notify':
-          report(() => job.settle(undefined))
+        case 'notify': {
+          const rows = outcome?.kind === 'done' ? outcome.rows : undefined
+          report(() => job.settle(undefined, rows))
           break
+        }
         case 'listen':
           this.#listening.add(job.channel)
           report(() => job.member.hubListened(job.channel))

@@ -9,7 +9,7 @@ import {
   type PgIpcError,
 } from '../errors/index.js'
 import { assertClient, type PgClient } from '../pg/client.js'
-import { QUEUE_USAGE } from '../pg/sql.js'
+import { QUEUE_USAGE, type Statement } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
 import { deliverGuarded, emitGuarded, escalate } from './emit.js'
@@ -278,14 +278,55 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     })
   }
 
+  /**
+   * Like `notifyText`, with a statement of the caller's own in place of `pg_notify` (a durable
+   * channel stores and notifies in one statement); resolves with its rows. Same outcomes as a
+   * notification: sent, not sent, or unknown.
+   * @internal
+   */
+  notifyWith(channel: string, text: string, statement: Statement): Promise<readonly (readonly (string | null)[])[]> {
+    assertChannelName(channel)
+    if (this.#endCalled) throw new EndedError({ action: 'notify', channel })
+    return new Promise((resolve, reject) => {
+      this.#send(channel, text, (error, rows) => (error === undefined ? resolve(rows ?? []) : reject(error)), statement)
+    })
+  }
+
+  /**
+   * Runs a statement of the library's own through the hub (never inside the user's transaction).
+   * @internal
+   */
+  runStatement(statement: Statement): Promise<readonly (readonly (string | null)[])[]> {
+    return this.#hub.query(statement)
+  }
+
+  /**
+   * Work to run on each new connection of the reconnecting mode before `reconnect` is emitted.
+   * @internal
+   */
+  get catchUps(): Set<() => Promise<void>> {
+    return this.#hub.catchUps
+  }
+
   /** Hands one notification on; `settle` runs once with its outcome (callbacks: no promise per message). */
-  #send(channel: string, text: string, settle: (error: PgIpcError | undefined) => void): void {
+  #send(
+    channel: string,
+    text: string,
+    settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void,
+    statement?: Statement,
+  ): void {
     if (this.#pending >= this.#maxPending) throw new BackpressureError({ channel, limit: this.#maxPending })
     this.#pending++
-    this.#hub.send(this, channel, text, (error) => {
-      this.#pending--
-      settle(error)
-    })
+    this.#hub.send(
+      this,
+      channel,
+      text,
+      (error, rows) => {
+        this.#pending--
+        settle(error, rows)
+      },
+      statement,
+    )
   }
 
   #warnLateNotify(channel: string): void {

@@ -213,6 +213,8 @@ export class Reconnector {
           let connectedAt: number
           try {
             await this.#race(Promise.race([this.hub.attach(client, processId), lostThrows]))
+            // Durable channels read what was stored during the gap, before anyone hears of the reconnect.
+            if (connectedBefore) await this.#race(Promise.race([this.hub.catchUp(), lostThrows]))
             this.#enter('hook')
             const info: ConnectInfo = {
               reconnected: connectedBefore,

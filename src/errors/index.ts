@@ -41,6 +41,12 @@ export const ErrorCode = {
   NotConnected: 'ERR_PG_IPC_NOT_CONNECTED',
   /** LISTEN cannot work on this server or through this connection (standby, pooler). */
   UnsupportedSetup: 'ERR_PG_IPC_UNSUPPORTED_SETUP',
+  /** A durable channel was used before its table was installed (`channels.install(client)`). */
+  NotInstalled: 'ERR_PG_IPC_NOT_INSTALLED',
+  /** A stored cursor points before messages that pruning already deleted. */
+  CursorExpired: 'ERR_PG_IPC_CURSOR_EXPIRED',
+  /** A cursor string that this library did not produce (or a damaged one). */
+  InvalidCursor: 'ERR_PG_IPC_INVALID_CURSOR',
 } as const
 
 /** One of the stable error codes in {@link ErrorCode}. */
@@ -113,11 +119,25 @@ export class PayloadTooLargeError extends PgIpcError {
   /** The largest size PostgreSQL accepts (7999). */
   readonly limit: number
 
-  constructor({ channel, bytes, limit }: { readonly channel: string; readonly bytes: number; readonly limit: number }) {
+  constructor({
+    channel,
+    bytes,
+    limit,
+    durable = false,
+  }: {
+    readonly channel: string
+    readonly bytes: number
+    readonly limit: number
+    /** The limit is a durable channel's `maxPayloadBytes`, not NOTIFY's. */
+    readonly durable?: boolean
+  }) {
     super(
       ErrorCode.PayloadTooLarge,
-      `Payload for channel "${channel}" is ${bytes} bytes once encoded; PostgreSQL accepts at most ${limit}. ` +
-        'Store the data in a table and send its key instead.',
+      durable
+        ? `Payload for durable channel "${channel}" is ${bytes} bytes once encoded; its limit (durable.maxPayloadBytes) is ${limit}. ` +
+            'Nothing was stored. Raise the limit in defineChannels(), or store the data elsewhere and send its key.'
+        : `Payload for channel "${channel}" is ${bytes} bytes once encoded; PostgreSQL accepts at most ${limit}. ` +
+            'Store the data in a table and send its key instead, or make the channel durable (docs/durable.md), which stores payloads of any size.',
       { channel },
     )
     this.bytes = bytes
@@ -452,4 +472,40 @@ function describeIssues(issues: readonly ValidationIssue[]): string {
 function preview(raw: string): string {
   const text = JSON.stringify(raw)
   return text.length > 200 ? `${text.slice(0, 200)}…" (${raw.length} characters)` : text
+}
+
+/** A durable channel was used before its table exists: run the install step. */
+export class NotInstalledError extends PgIpcError {
+  constructor({ channel, table, cause }: { readonly channel: string; readonly table: string; readonly cause?: unknown }) {
+    super(
+      ErrorCode.NotInstalled,
+      `Durable channel "${channel}" needs the table ${table}, which does not exist in this database. ` +
+        'Run `await channels.install(client)` once (it is idempotent), or apply the SQL from `channels.installSql()` with your migration tool (docs/durable.md).',
+      { channel, cause },
+    )
+  }
+}
+
+/** A stored cursor is older than what pruning kept: resuming from it would silently skip messages. */
+export class CursorExpiredError extends PgIpcError {
+  constructor({ channel }: { readonly channel: string }) {
+    super(
+      ErrorCode.CursorExpired,
+      `The cursor for durable channel "${channel}" points before messages that retention already pruned, so resuming from it would skip messages. ` +
+        'Start from now (omit `after`) and rebuild what you derived from the channel, or keep messages longer (durable.retention).',
+      { channel },
+    )
+  }
+}
+
+/** A cursor string this library did not produce. */
+export class InvalidCursorError extends PgIpcError {
+  constructor({ channel, cursor }: { readonly channel: string; readonly cursor: string }) {
+    super(
+      ErrorCode.InvalidCursor,
+      `messages("${channel}", { after }) got ${JSON.stringify(cursor.length > 80 ? `${cursor.slice(0, 80)}…` : cursor)}, which is not a cursor of this library. ` +
+        "Pass a message's `cursor` exactly as you received it (store it as text).",
+      { channel },
+    )
+  }
 }

@@ -1,12 +1,17 @@
-import { ReservedChannelError, UnknownChannelError } from '../errors/index.js'
+import { NotInstalledError, ReservedChannelError, UnknownChannelError } from '../errors/index.js'
 import { isReservedEvent } from '../core/events.js'
 import { isReconnectOptions, type ReconnectOptions } from '../core/reconnector.js'
-import type { PgClient } from '../pg/client.js'
+import { assertClient, rowsOf, type PgClient } from '../pg/client.js'
+import { installSql, publishStatement, pruneStatement } from '../pg/durable-sql.js'
+import { durableConfig, isDurable, type DurableOptions } from '../durable/durable.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeJsonPayload, wireSchemaOf, type WireSchema } from '../wire/json-payload.js'
 import { assertWireSchema, encodesAsIs } from './schema-check.js'
-import { TypedIPC, type AttachOptions } from './typed-ipc.js'
+import { TypedIPC, type AttachOptions, type ChannelPlan } from './typed-ipc.js'
+
+/** Messages `prune` deletes per statement. */
+const PRUNE_BATCH = 5_000
 import type { ChannelName, ChannelSchemas, NotifyArgs, NotifyName, Uninferred, ValidChannels } from './types.js'
 
 /** A pg query config that sends one notification when the caller's transaction commits. */
@@ -52,6 +57,25 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
     name: NotifyName<Schemas, Name>,
     ...payload: Uninferred<NotifyArgs<Schemas, Name>>
   ): NotifyQuery
+  /**
+   * Durable channels: creates the table their messages are stored in (and its schema, indexes and
+   * meta table). Idempotent, versioned, and safe to run from many processes at once; run it at
+   * start-up, or apply {@link ChannelSet.installSql} with your migration tool instead.
+   */
+  install(client: PgClient): Promise<void>
+  /** The SQL that {@link ChannelSet.install} runs, for a migration tool. */
+  installSql(): string
+  /**
+   * Durable channels: deletes what retention no longer keeps, now (attached instances also prune now
+   * and then on their own). Returns how many messages it deleted; 0 while another process prunes.
+   */
+  prune(client: PgClient): Promise<number>
+}
+
+/** Options of {@link defineChannels}. */
+export interface DefineChannelsOptions {
+  /** Where durable channels store their messages, how large a payload may be, what is kept. */
+  readonly durable?: DurableOptions | undefined
 }
 
 /**
@@ -73,7 +97,10 @@ export interface ChannelSet<Schemas extends ChannelSchemas> {
  * })
  * ```
  */
-export function defineChannels<Schemas extends ChannelSchemas>(schemas: Schemas & ValidChannels<Schemas>): ChannelSet<Schemas> {
+export function defineChannels<Schemas extends ChannelSchemas>(
+  schemas: Schemas & ValidChannels<Schemas>,
+  options: DefineChannelsOptions = {},
+): ChannelSet<Schemas> {
   if (typeof schemas !== 'object' || schemas === null || Array.isArray(schemas)) {
     throw new TypeError('defineChannels() takes an object mapping channel names to zod schemas.')
   }
@@ -91,14 +118,55 @@ export function defineChannels<Schemas extends ChannelSchemas>(schemas: Schemas 
     if (schema === undefined) throw new UnknownChannelError({ channel: name, known: names })
     return schema
   }
+  const plan: ChannelPlan = {
+    wire,
+    durable: new Set(names.filter((name) => isDurable(map[name]))),
+    durableConfig: durableConfig(options.durable),
+  }
+  const { storage } = plan.durableConfig
   const set: ChannelSet<Schemas> = {
     schemas: map,
     names,
-    attach: (source: PgClient | (ReconnectOptions & AttachOptions), options?: AttachOptions) =>
-      new TypedIPC<Schemas>(wire, source, options ?? (isReconnectOptions(source) ? source : {})),
+    attach: (source: PgClient | (ReconnectOptions & AttachOptions), attachOptions?: AttachOptions) =>
+      new TypedIPC<Schemas>(plan, source, attachOptions ?? (isReconnectOptions(source) ? source : {})),
     notifyQuery: (name, ...payload) => {
-      const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0])
-      return { text: NOTIFY_SQL, values: [name, text] }
+      if (!plan.durable.has(name)) {
+        const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0])
+        return { text: NOTIFY_SQL, values: [name, text] }
+      }
+      const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0], {
+        bytes: plan.durableConfig.maxPayloadBytes,
+        durable: true,
+      })
+      const { text: sql } = publishStatement(storage, name, text)
+      return { text: sql, values: [name, text] }
+    },
+    install: async (client) => {
+      assertClient(client)
+      await client.query({ text: installSql(storage) })
+    },
+    installSql: () => installSql(storage),
+    prune: async (client) => {
+      assertClient(client)
+      const { maxAgeMs, maxPerChannel } = plan.durableConfig
+      let deleted = 0
+      for (;;) {
+        const rows = await rowsOf(client, pruneStatement(storage, { maxAgeMs, maxPerChannel }, PRUNE_BATCH)).catch(
+          (error: unknown) => {
+            throw (error as { code?: unknown }).code === '42P01'
+              ? new NotInstalledError({
+                  channel: [...plan.durable][0] ?? '',
+                  table: `${storage.schema}.${storage.table}`,
+                  cause: error,
+                })
+              : error
+          },
+        )
+        const count = Number(rows[0]?.[0])
+        if (count < 0) return deleted // another process holds the lock: it is pruning
+        deleted += count
+        if (count < PRUNE_BATCH) return deleted
+      }
     },
   }
   return Object.freeze(set)

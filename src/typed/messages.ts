@@ -9,6 +9,12 @@ export interface MessagesOptions {
    * `BufferOverflowError` after the buffered ones. Default 1024.
    */
   readonly bufferSize?: number | undefined
+  /**
+   * Durable channels only: resume after the message whose `cursor` this is (a cursor you stored),
+   * instead of starting with what commits from now on. Nothing committed after that message is
+   * skipped; a cursor older than what retention kept fails with `CursorExpiredError`.
+   */
+  readonly after?: string | undefined
 }
 
 /** An async iterator over one channel's messages; `return()` (or `break`) unsubscribes. */

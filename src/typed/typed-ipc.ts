@@ -9,16 +9,25 @@ import {
   ErrorCode,
   UnknownChannelError,
   ConnectionLostError,
+  InvalidCursorError,
+  NotInstalledError,
+  QueryFailedError,
   type InvalidMessageError,
   type PgIpcError,
 } from '../errors/index.js'
 import type { PgClient } from '../pg/client.js'
 import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
+import { decodeCursor, type Position } from '../durable/cursor.js'
+import type { DurableConfig } from '../durable/durable.js'
+import { DurableReader } from '../durable/reader.js'
+import { publishStatement, pruneStatement } from '../pg/durable-sql.js'
 import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
 import type {
   ChannelName,
   ChannelSchemas,
   MessageOf,
+  ChannelMessageOf,
+  DurableMessage,
   NotifyArgs,
   NotifyName,
   PayloadOf,
@@ -62,14 +71,14 @@ export type TypedListener<Schemas extends ChannelSchemas, Event extends TypedEve
 
 /** The message of each channel of a union of names. */
 type ChannelMessage<Schemas extends ChannelSchemas, Name extends ChannelName<Schemas>> = Name extends unknown
-  ? TypedMessage<Name, PayloadOf<Schemas, Name>>
+  ? ChannelMessageOf<Schemas[Name], Name, PayloadOf<Schemas, Name>>
   : never
 
 /** The arguments of each channel or event of a union of names. */
 type ListenerArgs<Schemas extends ChannelSchemas, Event> = Event extends keyof TypedEvents<string>
   ? TypedEvents<ChannelName<Schemas>>[Event]
   : Event extends ChannelName<Schemas>
-    ? [message: TypedMessage<Event, PayloadOf<Schemas, Event>>]
+    ? [message: ChannelMessageOf<Schemas[Event], Event, PayloadOf<Schemas, Event>>]
     : never
 
 /**
@@ -123,6 +132,17 @@ const BOUND_METHODS = [
   'end',
 ] as const
 
+/**
+ * What the typed layer needs to know of a channel map: each channel's wire directions, which
+ * channels are durable, and where durable messages are stored.
+ * @internal
+ */
+export interface ChannelPlan {
+  readonly wire: Readonly<Record<string, WireSchema>>
+  readonly durable: ReadonlySet<string>
+  readonly durableConfig: DurableConfig
+}
+
 /** A running `messages()` loop, as the instance sees it. */
 interface RunningLoop {
   readonly channel: string
@@ -137,7 +157,14 @@ interface RunningLoop {
 export class TypedIPC<Schemas extends ChannelSchemas> {
   /** The wire directions of each channel's schema, by channel name. */
   readonly #wire: Readonly<Record<string, WireSchema>>
+  readonly #plan: ChannelPlan
   readonly #core: PgIPCEmitter
+  /** Durable channels: the reader feeding the channel's listeners, and the readers of loops resuming from a cursor. */
+  readonly #readers = new Map<string, DurableReader>()
+  readonly #cursorReaders = new Map<string, Set<DurableReader>>()
+  /** Reads every durable channel after a reconnect, before `reconnect` is emitted. */
+  readonly #catchUp = (): Promise<void> => this.#readAll()
+  #pruneTimer: NodeJS.Timeout | undefined
   /** The typed layer's own events (`error`, `invalid`, `connect`...). */
   readonly #events = new EventEmitter()
   /** The typed listeners (and `messages()` loops) of each channel, by channel name. */
@@ -154,8 +181,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   #endPromise: Promise<void> | undefined
 
   /** @internal Use `channels.attach(client)`. */
-  constructor(wire: Readonly<Record<string, WireSchema>>, client: PgClient | ReconnectOptions, options: AttachOptions = {}) {
-    this.#wire = wire
+  constructor(plan: ChannelPlan, client: PgClient | ReconnectOptions, options: AttachOptions = {}) {
+    this.#plan = plan
+    this.#wire = plan.wire
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
     for (const name of BOUND_METHODS) {
@@ -168,6 +196,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
       this.#fail(error)
     })
     for (const event of FORWARDED_EVENTS) this.#core.on(event, (argument: unknown) => this.#emit(event, argument))
+    if (plan.durable.size > 0) {
+      this.#core.catchUps.add(this.#catchUp)
+      this.#schedulePruning()
+    }
   }
 
   /** The pg client this instance listens on (in the reconnecting mode: the live one, if any). */
@@ -270,6 +302,17 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     try {
       if (this.#core.ended) throw new EndedError({ action: 'notify', channel: name })
+      if (this.#plan.durable.has(name)) {
+        const config = this.#plan.durableConfig
+        const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0], {
+          bytes: config.maxPayloadBytes,
+          durable: true,
+        })
+        return this.#core.notifyWith(name, text, publishStatement(config.storage, name, text)).then(
+          () => undefined,
+          (error: unknown) => Promise.reject(this.#explainDurable(name, error)),
+        )
+      }
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
       return this.#core.notifyText(name, text)
     } catch (error) {
@@ -304,14 +347,41 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     this.#schema(name)
     if (this.#core.ended) throw new EndedError({ action: 'iterate messages', channel: name })
     type Item = MessageOf<Schemas, Name>
+    const after = options?.after
+    let from: Position | undefined
+    if (after !== undefined) {
+      if (!this.#plan.durable.has(name)) {
+        throw new TypeError(
+          `messages("${name}", { after }): only a durable channel has cursors to resume from. Mark it with durable() in defineChannels().`,
+        )
+      }
+      from = decodeCursor(after)
+      if (from === undefined) throw new InvalidCursorError({ channel: name, cursor: after })
+    }
     const iterator = createMessageIterator<Item>(
       name,
       {
         subscribe: (listener) => {
-          this.#channels.on(name, listener)
+          if (from === undefined) {
+            this.#channels.on(name, listener)
+            this.#subscribe(name)
+            return () => {
+              this.#channels.removeListener(name, listener)
+              this.#releaseIfIdle(name)
+              this.#iterators.delete(loop)
+            }
+          }
+          // Resuming from a cursor: a reader of its own, from there, for this loop only.
+          const reader = this.#newReader(name, from, listener as (message: DurableMessage<string, unknown>) => void)
+          let readers = this.#cursorReaders.get(name)
+          if (readers === undefined) this.#cursorReaders.set(name, (readers = new Set()))
+          readers.add(reader)
           this.#subscribe(name)
+          reader.wake()
           return () => {
-            this.#channels.removeListener(name, listener)
+            reader.close()
+            readers.delete(reader)
+            if (readers.size === 0) this.#cursorReaders.delete(name)
             this.#releaseIfIdle(name)
             this.#iterators.delete(loop)
           }
@@ -346,7 +416,11 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     } catch (error) {
       return Promise.reject(error)
     }
-    return this.#core.listening(name)
+    const listening = this.#core.listening(name)
+    const reader = this.#readers.get(name)
+    if (reader === undefined) return listening
+    // A durable channel: also the reader's start, so that whatever commits from now on is delivered.
+    return listening.then(() => reader.ready().catch((error: unknown) => Promise.reject(this.#explainDurable(name, error))))
   }
 
   /** The fraction of the server's notification queue in use (0 to 1): alert well before 1. */
@@ -362,6 +436,10 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   end(): Promise<void> {
     if (this.#endPromise !== undefined) return this.#endPromise
     for (const iterator of [...this.#iterators]) iterator.finish()
+    clearTimeout(this.#pruneTimer)
+    this.#core.catchUps.delete(this.#catchUp)
+    for (const reader of this.#readers.values()) reader.close()
+    this.#readers.clear()
     this.#endPromise = this.#core.end().then(() => {
       this.#channels.removeAllListeners()
       this.#dispatchers.clear()
@@ -405,26 +483,143 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     return this
   }
 
-  /** The channel has typed listeners: one core listener for it (the core LISTENs on its first). */
+  /**
+   * The channel has typed listeners: one core listener for it (the core LISTENs on its first). On a
+   * plain channel it decodes each notification and delivers it; on a durable one a notification is
+   * only a wake-up: its readers read the table, and deliver what they find.
+   */
   #subscribe(channel: string): void {
-    if (this.#dispatchers.has(channel)) return
-    const dispatcher = (message: Message): void => {
-      const typed = this.#decode(message)
-      // Invalid and own messages reach no listener, so they do not use up a `once`.
-      if (typed === undefined) return
-      deliverGuarded(this.#channels, channel, typed, (error) => this.#fail(error))
-      this.#releaseIfIdle(channel) // `once` listeners leave as they run
+    if (!this.#dispatchers.has(channel)) {
+      const dispatcher = this.#plan.durable.has(channel)
+        ? (): void => {
+            this.#readers.get(channel)?.wake()
+            for (const reader of this.#cursorReaders.get(channel) ?? []) reader.wake()
+          }
+        : (message: Message): void => {
+            const typed = this.#decode(message)
+            // Invalid and own messages reach no listener, so they do not use up a `once`.
+            if (typed === undefined) return
+            deliverGuarded(this.#channels, channel, typed, (error) => this.#fail(error))
+            this.#releaseIfIdle(channel) // `once` listeners leave as they run
+          }
+      this.#dispatchers.set(channel, dispatcher)
+      this.#core.on(channel, dispatcher)
     }
-    this.#dispatchers.set(channel, dispatcher)
-    this.#core.on(channel, dispatcher)
+    if (this.#plan.durable.has(channel) && this.#channels.listenerCount(channel) > 0 && !this.#readers.has(channel)) {
+      const reader = this.#newReader(channel, undefined, (message) => {
+        deliverGuarded(this.#channels, channel, message, (error) => this.#fail(error))
+        this.#releaseIfIdle(channel) // `once` listeners leave as they run
+      })
+      this.#readers.set(channel, reader)
+      reader.wake()
+    }
   }
 
-  /** The channel's last typed listener left: its core listener goes (and the core UNLISTENs). */
+  /** The channel's last typed listener (and loop) left: its reader and core listener go (and the core UNLISTENs). */
   #releaseIfIdle(channel: string): void {
+    if (this.#channels.listenerCount(channel) > 0) return
+    const reader = this.#readers.get(channel)
+    if (reader !== undefined) {
+      reader.close()
+      this.#readers.delete(channel)
+    }
     const dispatcher = this.#dispatchers.get(channel)
-    if (dispatcher === undefined || this.#channels.listenerCount(channel) > 0) return
+    if (dispatcher === undefined || this.#cursorReaders.has(channel)) return
     this.#dispatchers.delete(channel)
     this.#core.removeListener(channel, dispatcher)
+  }
+
+  /** A reader of a durable channel, from `from` (or from now), whose valid messages go to `deliver`. */
+  #newReader(
+    channel: string,
+    from: Position | undefined,
+    deliver: (message: DurableMessage<string, unknown>) => void,
+  ): DurableReader {
+    const schema = this.#schema(channel)
+    return new DurableReader(
+      {
+        query: (statement) => this.#core.runStatement(statement),
+        listening: (name) => this.#core.listening(name),
+        fail: (error) => this.#fail(error),
+        deliver: (stored) => {
+          if (this.#ignoreOwn && stored.processId === this.#core.processId) return
+          const result = decodeJsonPayload(channel, schema, stored.payload, stored.processId, stored.payload)
+          if (!result.ok) {
+            this.#invalid(result.error)
+            return
+          }
+          deliver(
+            Object.freeze({
+              channel,
+              payload: result.value,
+              processId: stored.processId,
+              rawPayload: stored.payload,
+              id: stored.id,
+              sentAt: stored.sentAt,
+              cursor: stored.cursor,
+            }),
+          )
+        },
+      },
+      this.#plan.durableConfig.storage,
+      channel,
+      from,
+      this.#plan.durableConfig.safetyReadMs,
+    )
+  }
+
+  /** Every reader reads what it has not seen (after a reconnect). Rejects only if the connection went meanwhile. */
+  async #readAll(): Promise<void> {
+    const readers = [...this.#readers.values(), ...[...this.#cursorReaders.values()].flatMap((set) => [...set])]
+    await Promise.all(readers.map((reader) => reader.read()))
+  }
+
+  /** A durable failure explained: a missing table names the install step. */
+  #explainDurable(channel: string, error: unknown): unknown {
+    if (error instanceof QueryFailedError && error.sqlState === '42P01') {
+      const { storage } = this.#plan.durableConfig
+      return new NotInstalledError({ channel, table: `${storage.schema}.${storage.table}`, cause: error })
+    }
+    return error
+  }
+
+  /** Now and then, prune the durable table (many instances may try; one at a time does the work). */
+  #schedulePruning(): void {
+    const config = this.#plan.durableConfig
+    if (config.pruneEveryMs === false || (config.maxAgeMs === undefined && config.maxPerChannel === undefined)) return
+    const every = config.pruneEveryMs
+    const next = (): void => {
+      // Jittered, so instances started together do not all try at once.
+      this.#pruneTimer = setTimeout(
+        () => {
+          void this.#pruneOnce().finally(() => {
+            if (!this.#core.ended) next()
+          })
+        },
+        every / 2 + Math.random() * every,
+      )
+      this.#pruneTimer.unref()
+    }
+    next()
+  }
+
+  async #pruneOnce(): Promise<void> {
+    const config = this.#plan.durableConfig
+    const statement = pruneStatement(
+      config.storage,
+      { maxAgeMs: config.maxAgeMs, maxPerChannel: config.maxPerChannel },
+      PRUNE_BATCH,
+    )
+    try {
+      for (let round = 0; round < 20; round++) {
+        const rows = await this.#core.runStatement(statement)
+        if (Number(rows[0]?.[0]) < PRUNE_BATCH) return
+      }
+    } catch (error) {
+      if (error instanceof ConnectionLostError) return
+      const channel = [...this.#plan.durable][0] ?? ''
+      this.#fail(this.#explainDurable(channel, error) as PgIpcError)
+    }
   }
 
   #removeChannel(channel: string): void {
@@ -484,6 +679,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     )
   }
 }
+
+/** Messages one pruning statement deletes at most. */
+const PRUNE_BATCH = 5_000
 
 type DecodeOutcome = { ok: true; message: TypedMessage<string, unknown> } | { ok: false; error: InvalidMessageError }
 

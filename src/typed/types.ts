@@ -1,4 +1,6 @@
 import type { ReservedEvent } from '../core/events.js'
+import type { Message } from '../core/message.js'
+import type { DurableBrand } from '../durable/durable.js'
 
 // These declarations import neither zod nor type-fest: zod is an optional peer, so a project that
 // uses only the core must compile without it (and without skipLibCheck), and the few helpers this
@@ -105,20 +107,35 @@ export type PayloadOf<Channels, Name extends ChannelName<Channels>> = Output<Sch
 export type WirePayloadOf<Channels, Name extends ChannelName<Channels>> = Input<SchemasOf<Channels>[Name]>
 
 /**
- * A notification on a typed channel, as a listener receives it. An interface rather than a
- * computed object type: the compiler refers to it without building its members for every channel
- * of a map, and a hover shows it as `TypedMessage<"orderPlaced", { orderId: string; ... }>`.
+ * A notification on a typed channel, as a listener receives it: the core's {@link Message}, with
+ * the channel's name and its schema's output as the payload. An interface rather than a computed
+ * object type: the compiler refers to it without building its members for every channel of a map,
+ * and a hover shows it as `TypedMessage<"orderPlaced", { orderId: string; ... }>`.
  */
-export interface TypedMessage<Name extends string, Payload> {
+export interface TypedMessage<Name extends string, Payload> extends Message<Payload> {
   /** The channel it arrived on. */
   readonly channel: Name
   /** The payload, parsed as JSON and decoded by the channel's schema. */
   readonly payload: Payload
-  /** Backend process id of the sender's connection. */
-  readonly processId: number
-  /** The payload text as PostgreSQL delivered it. */
-  readonly rawPayload: string
 }
+
+/** A message of a durable channel: stored before it was announced, so it has an id and a place to resume from. */
+export interface DurableMessage<Name extends string, Payload> extends TypedMessage<Name, Payload> {
+  /** The message's id in the table (a bigint, as decimal text): unique, and increasing within a transaction. */
+  readonly id: string
+  /** When it was stored (the sender's transaction time, from the server's clock). */
+  readonly sentAt: Date
+  /**
+   * Where to resume to receive what came after this message: store it (as text) once you have
+   * handled the message, and pass it to `messages(name, { after: cursor })` after a restart.
+   */
+  readonly cursor: string
+}
+
+/** The message a listener of one channel receives: a {@link DurableMessage} on a durable channel. */
+export type ChannelMessageOf<Schema, Name extends string, Payload> = Schema extends DurableBrand
+  ? DurableMessage<Name, Payload>
+  : TypedMessage<Name, Payload>
 
 /**
  * The message type listeners on a channel receive. (The conditional form makes the compiler show
@@ -126,7 +143,7 @@ export interface TypedMessage<Name extends string, Payload> {
  * the whole channel map as its argument.)
  */
 export type MessageOf<Channels, Name extends ChannelName<Channels>> = Channels extends unknown
-  ? TypedMessage<Name, PayloadOf<Channels, Name>>
+  ? ChannelMessageOf<SchemasOf<Channels>[Name], Name, PayloadOf<Channels, Name>>
   : never
 
 /**

@@ -1,6 +1,14 @@
 import { PayloadNotEncodableError, PayloadTooLargeError, messageOf } from '../errors/index.js'
 import { MAX_PAYLOAD_BYTES } from './limits.js'
 
+/** How large a payload may be: NOTIFY's limit, or a durable channel's own. */
+export interface PayloadLimit {
+  readonly bytes: number
+  readonly durable: boolean
+}
+
+const NOTIFY_LIMIT: PayloadLimit = { bytes: MAX_PAYLOAD_BYTES, durable: false }
+
 /**
  * pg-ipc's encoding, kept for compatibility: no payload for `null`/`undefined`, strings as raw
  * text, everything else as JSON. Returns `undefined` for "send no payload".
@@ -37,7 +45,12 @@ export function encodeCorePayload(channel: string, payload: unknown): string | u
  * cut inside an emoji has) has no UTF-8 form and would arrive with U+FFFD in its place. (JSON text
  * carries a lone surrogate as a `\ud800` escape, which arrives exactly: `form` says which it is.)
  */
-export function assertPayloadText(channel: string, text: string, form: 'text' | 'json'): void {
+export function assertPayloadText(
+  channel: string,
+  text: string,
+  form: 'text' | 'json',
+  limit: PayloadLimit = NOTIFY_LIMIT,
+): void {
   if (text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
@@ -53,9 +66,9 @@ export function assertPayloadText(channel: string, text: string, form: 'text' | 
     )
   }
   // Fast path: a UTF-16 string of n units is at most 3n UTF-8 bytes.
-  if (text.length * 3 <= MAX_PAYLOAD_BYTES) return
+  if (text.length * 3 <= limit.bytes) return
   const bytes = Buffer.byteLength(text, 'utf8')
-  if (bytes > MAX_PAYLOAD_BYTES) throw new PayloadTooLargeError({ channel, bytes, limit: MAX_PAYLOAD_BYTES })
+  if (bytes > limit.bytes) throw new PayloadTooLargeError({ channel, bytes, limit: limit.bytes, durable: limit.durable })
 }
 
 /** pg-ipc's decoding: JSON when it parses, the raw text otherwise (so `''` stays `''`). */

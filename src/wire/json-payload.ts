@@ -7,7 +7,7 @@ import {
   toIssues,
   type ValidationIssue,
 } from '../errors/index.js'
-import { assertPayloadText } from './core-payload.js'
+import { assertPayloadText, type PayloadLimit } from './core-payload.js'
 
 /**
  * The typed layer's wire format: JSON text, always (strings too, so they round-trip exactly), and
@@ -45,7 +45,7 @@ export function wireSchemaOf(schema: unknown, encodesAsIs: boolean): WireSchema 
 }
 
 /** Validates and encodes a domain value to the payload text. Throws a typed error; sends nothing. */
-export function encodeJsonPayload(channel: string, schema: WireSchema, value: unknown): string {
+export function encodeJsonPayload(channel: string, schema: WireSchema, value: unknown, limit?: PayloadLimit): string {
   let result: SafeResult
   try {
     result = schema.safeEncode(value)
@@ -79,7 +79,7 @@ export function encodeJsonPayload(channel: string, schema: WireSchema, value: un
       reason: 'its encoded value has no JSON form. Encode to JSON data (a z.codec can do it).',
     })
   }
-  assertPayloadText(channel, text, 'json')
+  assertPayloadText(channel, text, 'json', limit)
   return text
 }
 
