@@ -336,3 +336,12 @@ describe('reconnecting mode', () => {
     expect(received.numbers()).toEqual([1, 2, 3, 4, 5])
   })
 })
+
+describe('docs/durable.md', () => {
+  it('shows exactly the SQL that install() runs, for migration tools', async () => {
+    const { readFile } = await import('node:fs/promises')
+    const page = await readFile(new URL('../../docs/durable.md', import.meta.url), 'utf8')
+    const block = /<!-- install-sql -->\n```sql\n([\s\S]*?)```/.exec(page)?.[1]
+    expect(block).toBe(defineChannels({ c: durable(z.string()) }).installSql())
+  })
+})
