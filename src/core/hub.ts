@@ -9,7 +9,7 @@ import {
 } from '../errors/index.js'
 import { canSendNow, isClosedByUser, isPipelining, phaseOf, type PgClient, type PgNotification } from '../pg/client.js'
 import { exchange, type Exchange, type ExchangeResult, type Outcome } from '../pg/exchange.js'
-import { listenStatement, notifyManyStatement, notifyStatement, unlistenStatement, type Statement } from '../pg/sql.js'
+import { PLAIN_NOTIFY, listenStatement, unlistenStatement, type NotifyKind, type Statement } from '../pg/sql.js'
 import { decodeCorePayload } from '../wire/core-payload.js'
 import type { Message } from './message.js'
 import type { ConnectInfo } from './reconnector.js'
@@ -67,13 +67,10 @@ interface NotifyJob {
   readonly member: HubMember
   /** Set after its group failed on the server: sent alone, so only the bad one fails. */
   solo: boolean
-  /**
-   * A statement of its own instead of `pg_notify` (a durable channel stores the message and
-   * notifies in one statement): always sent alone, never grouped.
-   */
-  readonly statement?: Statement | undefined
-  /** Called once, never synchronously: undefined when the server accepted it (with the statement's rows). */
-  readonly settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void
+  /** How it is sent: plain NOTIFY, or stored and announced (durable); only jobs of one kind share a statement. */
+  readonly via: NotifyKind
+  /** Called once, never synchronously: undefined when the server accepted it. */
+  readonly settle: (error: PgIpcError | undefined) => void
   /** Reconnecting mode: gives up waiting for a connection. */
   timer?: NodeJS.Timeout | undefined
 }
@@ -241,8 +238,8 @@ export class Hub {
     member: HubMember,
     channel: string,
     payload: string,
-    settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void,
-    statement?: Statement,
+    settle: (error: PgIpcError | undefined) => void,
+    via: NotifyKind = PLAIN_NOTIFY,
   ): void {
     if (this.#state === 'closed') {
       const error = new ConnectionLostError(
@@ -252,7 +249,7 @@ export class Hub {
       this.#defer(() => settle(error))
       return
     }
-    const job: NotifyJob = { kind: 'notify', channel, payload, member, solo: statement !== undefined, statement, settle }
+    const job: NotifyJob = { kind: 'notify', channel, payload, member, solo: false, via, settle }
     if (this.#state === 'detached') {
       const outage = this.#outage as OutagePolicy
       if (this.#queue.reduce((count, queued) => count + (queued.kind === 'notify' ? 1 : 0), 0) >= outage.maxQueued) {
@@ -474,10 +471,12 @@ export class Hub {
         const group: NotifyJob[] = []
         const seen = new Set<string>()
         for (let next = queue[taken]; next?.kind === 'notify' && fits(next); next = queue[taken]) {
-          if (group.length > 0 && (next.solo || (group[0] as NotifyJob).solo)) break
-          const key = `${next.channel}\u0000${next.payload}`
-          if (seen.has(key)) break
-          seen.add(key)
+          if (group.length > 0 && (next.solo || job.solo || next.via !== job.via)) break
+          if (job.via.folds) {
+            const key = `${next.channel}\u0000${next.payload}`
+            if (seen.has(key)) break
+            seen.add(key)
+          }
           group.push(next)
           taken++
           notifications++
@@ -486,8 +485,8 @@ export class Hub {
         entries.push({ jobs: group, first: statements.length, count: 1 })
         statements.push(
           group.length > 1
-            ? notifyManyStatement(group.map((queued) => [queued.channel, queued.payload] as const))
-            : (job.statement ?? notifyStatement(job.channel, job.payload)),
+            ? job.via.many(group.map((queued) => [queued.channel, queued.payload] as const))
+            : job.via.one(job.channel, job.payload),
         )
         continue
       }
@@ -565,11 +564,9 @@ export class Hub {
   #completed(entry: Entry, outcome: Outcome | undefined, report: (callback: () => void) => void): void {
     for (const job of entry.jobs) {
       switch (job.kind) {
-        case 'notify': {
-          const rows = outcome?.kind === 'done' ? outcome.rows : undefined
-          report(() => job.settle(undefined, rows))
+        case 'notify':
+          report(() => job.settle(undefined))
           break
-        }
         case 'listen':
           this.#listening.add(job.channel)
           report(() => job.member.hubListened(job.channel))

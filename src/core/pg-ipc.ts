@@ -9,7 +9,7 @@ import {
   type PgIpcError,
 } from '../errors/index.js'
 import { assertClient, type PgClient } from '../pg/client.js'
-import { QUEUE_USAGE, type Statement } from '../pg/sql.js'
+import { QUEUE_USAGE, type NotifyKind, type Statement } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
 import { deliverGuarded, emitGuarded, escalate } from './emit.js'
@@ -279,16 +279,15 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   }
 
   /**
-   * Like `notifyText`, with a statement of the caller's own in place of `pg_notify` (a durable
-   * channel stores and notifies in one statement); resolves with its rows. Same outcomes as a
-   * notification: sent, not sent, or unknown.
+   * Like `notifyText`, sent another way than plain NOTIFY (a durable channel stores the message and
+   * announces it, in one statement, batched like notifications). Same outcomes: sent, not sent, unknown.
    * @internal
    */
-  notifyWith(channel: string, text: string, statement: Statement): Promise<readonly (readonly (string | null)[])[]> {
+  notifyVia(channel: string, text: string, via: NotifyKind): Promise<void> {
     assertChannelName(channel)
     if (this.#endCalled) throw new EndedError({ action: 'notify', channel })
-    return new Promise((resolve, reject) => {
-      this.#send(channel, text, (error, rows) => (error === undefined ? resolve(rows ?? []) : reject(error)), statement)
+    return new Promise<void>((resolve, reject) => {
+      this.#send(channel, text, (error) => (error === undefined ? resolve() : reject(error)), via)
     })
   }
 
@@ -309,23 +308,18 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   }
 
   /** Hands one notification on; `settle` runs once with its outcome (callbacks: no promise per message). */
-  #send(
-    channel: string,
-    text: string,
-    settle: (error: PgIpcError | undefined, rows?: readonly (readonly (string | null)[])[]) => void,
-    statement?: Statement,
-  ): void {
+  #send(channel: string, text: string, settle: (error: PgIpcError | undefined) => void, via?: NotifyKind): void {
     if (this.#pending >= this.#maxPending) throw new BackpressureError({ channel, limit: this.#maxPending })
     this.#pending++
     this.#hub.send(
       this,
       channel,
       text,
-      (error, rows) => {
+      (error) => {
         this.#pending--
-        settle(error, rows)
+        settle(error)
       },
-      statement,
+      via,
     )
   }
 

@@ -2,7 +2,7 @@
 // wakes the listeners in the same transaction, the statement that reads what a listener has not
 // seen, and pruning. Identifiers (the schema and table, configurable) are quoted by quoteIdentifier;
 // values travel as bind parameters. docs/durable.md explains the ordering argument behind `read`.
-import { quoteIdentifier, type Statement } from './sql.js'
+import { quoteIdentifier, type NotifyKind, type Statement } from './sql.js'
 
 /** Where durable messages are stored. */
 export interface DurableStorage {
@@ -74,16 +74,43 @@ export function versionStatement(storage: DurableStorage): Statement {
  * Stores one message and wakes the listeners, in one statement (so in one transaction: the
  * caller's, when it runs inside one). The NOTIFY carries the message's id and its transaction id,
  * and the payload itself when the whole fits in a notification; listeners read the table anyway,
- * so a wake-up is all it has to be. Parameters: channel, payload. Returns the id.
+ * so a wake-up is all it has to be. Parameters: channel, payload.
  */
 export function publishStatement(storage: DurableStorage, channel: string, payload: string): Statement {
   const { messages } = names(storage)
   return {
-    text: `WITH m AS (INSERT INTO ${messages} (channel, payload) VALUES ($1, $2) RETURNING id, xid)
-SELECT m.id::text, pg_catalog.pg_notify($1, CASE WHEN pg_catalog.octet_length(w.whole) < 8000 THEN w.whole ELSE w.bare END)
-FROM m, LATERAL (SELECT pg_catalog.json_build_object('i', m.id::text, 'x', m.xid::text, 'p', $2)::text AS whole,
-                        pg_catalog.json_build_object('i', m.id::text, 'x', m.xid::text)::text AS bare) AS w`,
+    text: `WITH m AS (INSERT INTO ${messages} (channel, payload) VALUES ($1, $2) RETURNING id, xid, channel, payload)
+SELECT ${WAKE_UP} ${WAKE_UP_FROM}`,
     values: [channel, payload],
+  }
+}
+
+/** The NOTIFY of each stored message `m`: its id and transaction id, and the payload when it all fits. */
+const WAKE_UP = 'pg_catalog.pg_notify(m.channel, CASE WHEN pg_catalog.octet_length(w.whole) < 8000 THEN w.whole ELSE w.bare END)'
+const WAKE_UP_FROM = `FROM m, LATERAL (SELECT pg_catalog.json_build_object('i', m.id::text, 'x', m.xid::text, 'p', m.payload)::text AS whole,
+                        pg_catalog.json_build_object('i', m.id::text, 'x', m.xid::text)::text AS bare) AS w`
+
+/**
+ * Several messages stored and announced in one statement (one transaction, one commit), in array
+ * order: ids are drawn in that order. One JSON parameter `[[channel, payload], ...]`.
+ */
+export function publishManyStatement(storage: DurableStorage, pairs: readonly (readonly [string, string])[]): Statement {
+  const { messages } = names(storage)
+  return {
+    text: `WITH input AS (
+  SELECT e.n->>0 AS channel, e.n->>1 AS payload, e.o FROM pg_catalog.json_array_elements($1::json) WITH ORDINALITY AS e(n, o)
+), m AS (INSERT INTO ${messages} (channel, payload) SELECT channel, payload FROM input ORDER BY o RETURNING id, xid, channel, payload)
+SELECT count(${WAKE_UP}) ${WAKE_UP_FROM}`,
+    values: [JSON.stringify(pairs)],
+  }
+}
+
+/** How durable messages of one table are sent (the hub batches them like notifications). */
+export function durableNotifyKind(storage: DurableStorage): NotifyKind {
+  return {
+    one: (channel, payload) => publishStatement(storage, channel, payload),
+    many: (pairs) => publishManyStatement(storage, pairs),
+    folds: false,
   }
 }
 
@@ -106,22 +133,31 @@ export function readStatement(
   page: { readonly cur: string; readonly xid: string; readonly id: string } | undefined,
 ): Statement {
   const { messages } = names(storage)
+  // Not visible in prev means: began at or after prev's xmax, or was running at prev (its xip,
+  // the third field of the snapshot's text). Each arm is a probe of the (channel, xid, id) index in
+  // index order, so the merge stops after a page however large the table has grown; with no
+  // transaction running at prev (the common case) there is one arm.
+  const running = prev.split(':')[2] ?? ''
+  const arm = (which: string): string => `SELECT t.id, t.xid, t.payload, t.pid, t.sent_at FROM ${messages} AS t, s
+    WHERE t.channel = $1 AND ${which}
+      AND pg_catalog.pg_visible_in_snapshot(t.xid, s.cur)
+      AND ($4::xid8 IS NULL OR (t.xid, t.id) > ($4::xid8, $5::bigint))`
+  const arms =
+    running === ''
+      ? `(${arm('t.xid >= pg_catalog.pg_snapshot_xmax($2::pg_snapshot)')})`
+      : `(${arm('t.xid >= pg_catalog.pg_snapshot_xmax($2::pg_snapshot)')})
+  UNION ALL
+  (${arm('t.xid = ANY ($6::xid8[])')})`
   return {
     text: `WITH s AS (SELECT coalesce($3::pg_snapshot, pg_catalog.pg_current_snapshot()) AS cur)
 SELECT s.cur::text, m.id::text, m.xid::text, m.payload, m.pid::text,
        (pg_catalog.date_part('epoch', m.sent_at) * 1000)::bigint::text
 FROM s LEFT JOIN LATERAL (
-  SELECT t.id, t.xid, t.payload, t.pid, t.sent_at FROM ${messages} AS t
-  WHERE t.channel = $1
-    AND (t.xid >= pg_catalog.pg_snapshot_xmax($2::pg_snapshot)
-         OR t.xid = ANY (ARRAY(SELECT pg_catalog.pg_snapshot_xip($2::pg_snapshot))))
-    AND NOT pg_catalog.pg_visible_in_snapshot(t.xid, $2::pg_snapshot)
-    AND pg_catalog.pg_visible_in_snapshot(t.xid, s.cur)
-    AND ($4::xid8 IS NULL OR (t.xid, t.id) > ($4::xid8, $5::bigint))
-  ORDER BY t.xid, t.id
+  ${arms}
+  ORDER BY xid, id
   LIMIT ${READ_PAGE}
 ) AS m ON true`,
-    values: [channel, prev, page?.cur ?? null, page?.xid ?? null, page?.id ?? null],
+    values: [channel, prev, page?.cur ?? null, page?.xid ?? null, page?.id ?? null, ...(running === '' ? [] : [`{${running}}`])],
   }
 }
 

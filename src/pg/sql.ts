@@ -31,6 +31,20 @@ export function notifyManyStatement(pairs: readonly (readonly [channel: string, 
   return { text: NOTIFY_MANY_SQL, values: [JSON.stringify(pairs)] }
 }
 
+/**
+ * How a kind of notification is sent: alone, or several in one statement (one transaction), and
+ * whether PostgreSQL folds identical (channel, payload) pairs of one transaction into one (plain
+ * NOTIFY does; a durable message, stored with an id of its own, never does).
+ */
+export interface NotifyKind {
+  one(channel: string, payload: string): Statement
+  many(pairs: readonly (readonly [channel: string, payload: string])[]): Statement
+  readonly folds: boolean
+}
+
+/** Plain LISTEN/NOTIFY. */
+export const PLAIN_NOTIFY: NotifyKind = { one: notifyStatement, many: notifyManyStatement, folds: true }
+
 export function listenStatement(channel: string): Statement {
   return { text: `LISTEN ${quoteIdentifier(channel)}` }
 }

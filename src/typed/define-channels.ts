@@ -2,7 +2,7 @@ import { NotInstalledError, ReservedChannelError, UnknownChannelError } from '..
 import { isReservedEvent } from '../core/events.js'
 import { isReconnectOptions, type ReconnectOptions } from '../core/reconnector.js'
 import { assertClient, rowsOf, type PgClient } from '../pg/client.js'
-import { installSql, publishStatement, pruneStatement } from '../pg/durable-sql.js'
+import { durableNotifyKind, installSql, publishStatement, pruneStatement } from '../pg/durable-sql.js'
 import { durableConfig, isDurable, type DurableOptions } from '../durable/durable.js'
 import { NOTIFY_SQL } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
@@ -118,10 +118,12 @@ export function defineChannels<Schemas extends ChannelSchemas>(
     if (schema === undefined) throw new UnknownChannelError({ channel: name, known: names })
     return schema
   }
+  const config = durableConfig(options.durable)
   const plan: ChannelPlan = {
     wire,
     durable: new Set(names.filter((name) => isDurable(map[name]))),
-    durableConfig: durableConfig(options.durable),
+    durableConfig: config,
+    durableNotify: durableNotifyKind(config.storage),
   }
   const { storage } = plan.durableConfig
   const set: ChannelSet<Schemas> = {

@@ -20,7 +20,8 @@ import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/j
 import { decodeCursor, type Position } from '../durable/cursor.js'
 import type { DurableConfig } from '../durable/durable.js'
 import { DurableReader } from '../durable/reader.js'
-import { publishStatement, pruneStatement } from '../pg/durable-sql.js'
+import { pruneStatement } from '../pg/durable-sql.js'
+import type { NotifyKind } from '../pg/sql.js'
 import { createMessageIterator, type MessageIterator, type MessagesOptions } from './messages.js'
 import type {
   ChannelName,
@@ -141,6 +142,8 @@ export interface ChannelPlan {
   readonly wire: Readonly<Record<string, WireSchema>>
   readonly durable: ReadonlySet<string>
   readonly durableConfig: DurableConfig
+  /** How durable messages are sent (one object per map: the hub batches messages of one kind together). */
+  readonly durableNotify: NotifyKind
 }
 
 /** A running `messages()` loop, as the instance sees it. */
@@ -308,10 +311,9 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
           bytes: config.maxPayloadBytes,
           durable: true,
         })
-        return this.#core.notifyWith(name, text, publishStatement(config.storage, name, text)).then(
-          () => undefined,
-          (error: unknown) => Promise.reject(this.#explainDurable(name, error)),
-        )
+        return this.#core
+          .notifyVia(name, text, this.#plan.durableNotify)
+          .catch((error: unknown) => Promise.reject(this.#explainDurable(name, error)))
       }
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
       return this.#core.notifyText(name, text)

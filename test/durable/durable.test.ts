@@ -228,6 +228,22 @@ describe('delivery', () => {
   })
 })
 
+describe('sending', () => {
+  it('concurrent sends travel together: one transaction (one commit) for a batch, not one each', async () => {
+    const { channels, dur, table } = setup()
+    const client = await connect()
+    await channels.install(client)
+    const sending = endAfterTest(channels.attach(client))
+    // The first goes at once (the connection is idle); the 199 sent meanwhile share round trips.
+    await Promise.all([...Array(200).keys()].map((n) => sending.notify(dur, { n })))
+    const { rows } = await client.query<{ transactions: number; messages: number }>(
+      `SELECT count(DISTINCT xid)::int AS transactions, count(*)::int AS messages FROM typed_pg_ipc."${table}"`,
+    )
+    expect(rows[0]?.messages).toBe(200)
+    expect(rows[0]?.transactions).toBeLessThanOrEqual(3)
+  })
+})
+
 describe('resuming from a stored cursor', () => {
   it('a restarted listener gets exactly what came after its last message, even what committed late', async () => {
     const { channels, dur } = setup()
