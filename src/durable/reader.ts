@@ -125,11 +125,14 @@ export class DurableReader {
 
   /** Reads the interval from the current position to now, in pages; the position moves as messages go out. */
   async #readInterval(): Promise<void> {
+    /** The snapshot this call took itself: an interval that ends there is up to date. */
+    let taken: string | undefined
     for (;;) {
       if (this.#closed) return
       const position = this.#position as Position
       const rows = await this.#host.query(readStatement(this.#storage, this.#channel, position.prev, position.page))
       const cur = position.page?.cur ?? String(rows[0]?.[0])
+      if (position.page === undefined) taken = cur
       let count = 0
       for (const [, id, xid, payload, pid, sentAt] of rows) {
         if (id == null || xid == null || this.#closed) continue
@@ -146,9 +149,9 @@ export class DurableReader {
       }
       if (count < READ_PAGE) {
         // The whole interval is read: the next read starts from this snapshot. An interval that
-        // ended at a pinned, older snapshot (a resumed cursor) is not "now": read on.
+        // ended at an older snapshot (a resumed cursor's) is not up to date: read on to now.
         if (!this.#closed) this.#position = { prev: cur }
-        if (position.page === undefined) return
+        if (cur === taken) return
       }
     }
   }
