@@ -69,3 +69,27 @@ export function deliverGuarded(
 function isThenable(value: unknown): value is PromiseLike<unknown> {
   return typeof value === 'object' && value !== null && typeof (value as { then?: unknown }).then === 'function'
 }
+
+/** The listener methods both layers share, bound to each instance (see {@link bindMethods}). */
+export const LISTENER_METHODS = [
+  'on',
+  'addListener',
+  'prependListener',
+  'once',
+  'prependOnceListener',
+  'off',
+  'removeListener',
+  'removeAllListeners',
+  'listenerCount',
+] as const
+
+/**
+ * Binds `names` to `instance` as own properties, so the methods work detached, as pg-ipc's
+ * closures did (`process.on('SIGTERM', ipc.end)`, `afterAll(ipc.end)`).
+ */
+export function bindMethods<Instance extends object>(instance: Instance, names: readonly (keyof Instance & string)[]): void {
+  for (const name of names) {
+    const method = instance[name] as unknown as (...args: unknown[]) => unknown
+    Object.defineProperty(instance, name, { value: method.bind(instance), writable: true, configurable: true })
+  }
+}

@@ -12,7 +12,7 @@ import { assertClient, type PgClient } from '../pg/client.js'
 import { QUEUE_USAGE, type NotifyKind, type Statement } from '../pg/sql.js'
 import { assertChannelName } from '../wire/channel.js'
 import { encodeCorePayload } from '../wire/core-payload.js'
-import { deliverGuarded, emitGuarded, escalate } from './emit.js'
+import { LISTENER_METHODS, bindMethods, deliverGuarded, emitGuarded, escalate } from './emit.js'
 import { Hub, type HubMember, type LossKind } from './hub.js'
 import type { Message } from './message.js'
 import { Reconnector, isReconnectOptions, type ConnectInfo, type ReconnectOptions } from './reconnector.js'
@@ -102,16 +102,8 @@ export interface PgIPC extends EventEmitter, AsyncDisposable {
 
 /** The public methods, bound to each instance so they work detached (`process.on('SIGTERM', ipc.end)`). */
 const BOUND_METHODS = [
-  'on',
-  'addListener',
-  'prependListener',
-  'once',
-  'prependOnceListener',
-  'off',
-  'removeListener',
-  'removeAllListeners',
+  ...LISTENER_METHODS,
   'emit',
-  'listenerCount',
   'listeners',
   'rawListeners',
   'eventNames',
@@ -159,9 +151,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
       throw new RangeError(`maxPending must be a positive integer, got ${String(maxPending)}.`)
     }
     this.#maxPending = maxPending
-    for (const name of BOUND_METHODS) {
-      Object.defineProperty(this, name, { value: (this[name] as Listener).bind(this), writable: true, configurable: true })
-    }
+    bindMethods(this, BOUND_METHODS)
     if (isReconnectOptions(source)) {
       const manager = new Reconnector(source)
       this.#hub = manager.hub

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events'
 import type { Message } from '../core/message.js'
-import { deliverGuarded, emitGuarded, escalate } from '../core/emit.js'
+import { LISTENER_METHODS, bindMethods, deliverGuarded, emitGuarded, escalate } from '../core/emit.js'
 import { FORWARDED_EVENTS, TYPED_LAYER_EVENTS, type EmitterEvents, type TypedLayerEvent } from '../core/events.js'
 import { PgIPCEmitter } from '../core/pg-ipc.js'
 import type { ReconnectOptions } from '../core/reconnector.js'
@@ -115,23 +115,7 @@ type AnyFunction = (...args: any[]) => unknown
 type CoreListener = (message: Message) => unknown
 
 /** The public methods, bound to each instance so they work detached (`process.on('SIGTERM', ipc.end)`). */
-const BOUND_METHODS = [
-  'on',
-  'addListener',
-  'prependListener',
-  'once',
-  'prependOnceListener',
-  'off',
-  'removeListener',
-  'removeAllListeners',
-  'listenerCount',
-  'notify',
-  'send',
-  'messages',
-  'listening',
-  'queueUsage',
-  'end',
-] as const
+const BOUND_METHODS = [...LISTENER_METHODS, 'notify', 'send', 'messages', 'listening', 'queueUsage', 'end'] as const
 
 /**
  * What the typed layer needs to know of a channel map: each channel's wire directions, which
@@ -189,9 +173,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     this.#wire = plan.wire
     this.#ignoreOwn = options.ignoreOwn ?? false
     this.#warnEveryMs = options.invalidWarningIntervalMs ?? 10_000
-    for (const name of BOUND_METHODS) {
-      Object.defineProperty(this, name, { value: (this[name] as AnyFunction).bind(this), writable: true, configurable: true })
-    }
+    bindMethods(this, BOUND_METHODS)
     this.#channels.setMaxListeners(0)
     this.#core = new PgIPCEmitter(client, { maxPending: options.maxPending })
     this.#core.on('error', (error: PgIpcError) => {
