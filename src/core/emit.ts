@@ -89,7 +89,7 @@ export const LISTENER_METHODS = [
  */
 export function bindMethods<Instance extends object>(instance: Instance, names: readonly (keyof Instance & string)[]): void {
   for (const name of names) {
-    const method = instance[name] as unknown as (...args: unknown[]) => unknown
+    const method = (instance as Record<string, unknown>)[name] as (...args: unknown[]) => unknown
     Object.defineProperty(instance, name, { value: method.bind(instance), writable: true, configurable: true })
   }
 }
