@@ -145,6 +145,14 @@ export class Hub {
   #inFlight: Exchange | undefined
   readonly #callbacks: (() => void)[] = []
   #callbacksScheduled = false
+  /**
+   * Set when an exchange delivered its notifications, until their callers have heard and what they
+   * do next in microtasks has run: nothing is sent meanwhile, so that the next notifications of
+   * callers awaiting the ones just settled (`await ipc.notify(...)` in a loop, 100 of them at once)
+   * travel together with whatever else is queued in one exchange, rather than the first one alone
+   * and the other 99 in the next (a split that, once started, repeats for ever).
+   */
+  #gathering = false
   /** Backend pid of the connection; the reconnecting mode sets the real one (behind a pooler pg's differs). */
   #backendPid: number | undefined
   /** The reconnecting mode's hook: the attached connection was lost. */
@@ -385,7 +393,8 @@ export class Hub {
 
   #enqueue(job: Job): void {
     this.#queue.push(job)
-    // Sent at once when the session is idle (no extra event-loop turn); otherwise pg's 'drain' or
+    // Sent at once when the session is idle (no extra event-loop turn); while notifications just
+    // settled are being reported, at the end of that gathering (#gather); otherwise pg's 'drain' or
     // 'connect' brings us back.
     this.#pump()
   }
@@ -395,6 +404,7 @@ export class Hub {
    * transaction; else waits for pg's 'drain' (the user's queries done) or 'connect'.
    */
   #pump(): void {
+    if (this.#gathering) return // its end pumps
     while (this.#state === 'attached' && !this.#busy) {
       const head = this.#queue[0]
       if (head === undefined) {
@@ -536,6 +546,7 @@ export class Hub {
     }
     this.#queue.unshift(...putBack)
     if (this.#state !== 'attached') this.#settleQueue(lostError(undefined))
+    else if (putBack.length === 0 && batch.entries.some((entry) => entry.jobs[0]?.kind === 'notify')) this.#gather()
   }
 
   /** `report` runs the member's callback: deferred, or at once for a LISTEN seen committed mid-exchange. */
@@ -726,6 +737,25 @@ export class Hub {
       const callbacks = this.#callbacks.splice(0)
       for (const run of callbacks) run()
     })
+  }
+
+  /**
+   * Holds new work back until the notifications an exchange just settled have been reported and
+   * everything their callers do in microtasks (the continuations of `await notify()`, however deep)
+   * has run, then pumps: in the same macrotask, no event-loop turn and no I/O wait in between. A
+   * nextTick queued from inside a microtask runs once the microtask queue is empty (Node drains it
+   * before its tick queue); queued from outside one, it would run before the microtasks, hence the
+   * microtask that queues it.
+   */
+  #gather(): void {
+    if (this.#gathering) return
+    this.#gathering = true
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.#gathering = false
+        this.#pump()
+      }),
+    )
   }
 }
 
