@@ -459,12 +459,15 @@ export class Hub {
       if (job.kind === 'notify') {
         if (!fits(job)) break
         const group: NotifyJob[] = []
-        const seen = new Set<string>()
+        // payload -> the channels it goes to in this group (keyed by the payload string itself: no
+        // concatenated key to build and hash per notification)
+        const seen = new Map<string, string | string[]>()
         for (let next = queue[taken]; next?.kind === 'notify' && fits(next); next = queue[taken]) {
           if (group.length > 0 && (next.solo || (group[0] as NotifyJob).solo)) break
-          const key = `${next.channel}\u0000${next.payload}`
-          if (seen.has(key)) break
-          seen.add(key)
+          const channels = seen.get(next.payload)
+          if (channels === undefined) seen.set(next.payload, next.channel)
+          else if (channels === next.channel || (Array.isArray(channels) && channels.includes(next.channel))) break
+          else seen.set(next.payload, Array.isArray(channels) ? [...channels, next.channel] : [channels, next.channel])
           group.push(next)
           taken++
           notifications++

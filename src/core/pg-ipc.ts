@@ -268,10 +268,12 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /**
    * Like `notify`, for layers above: validates synchronously, then returns a promise that settles
    * with the server's answer. Emits neither `notify` nor `error`. Throws after `end()`.
+   * `nameChecked`: the caller already checked the channel name (the typed layer, whose names are
+   * checked once by defineChannels).
    * @internal
    */
-  notifyText(channel: string, text: string): Promise<void> {
-    assertChannelName(channel)
+  notifyText(channel: string, text: string, nameChecked = false): Promise<void> {
+    if (!nameChecked) assertChannelName(channel)
     if (this.#endCalled) throw new EndedError({ action: 'notify', channel })
     return new Promise<void>((resolve, reject) => {
       this.#send(channel, text, (error) => (error === undefined ? resolve() : reject(error)))

@@ -271,7 +271,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
     try {
       if (this.#core.ended) throw new EndedError({ action: 'notify', channel: name })
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
-      return this.#core.notifyText(name, text)
+      return this.#core.notifyText(name, text, true) // #schema(name) above: a channel of the map, checked by defineChannels
     } catch (error) {
       return Promise.reject(error)
     }

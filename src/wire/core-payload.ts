@@ -38,7 +38,8 @@ export function encodeCorePayload(channel: string, payload: unknown): string | u
  * carries a lone surrogate as a `\ud800` escape, which arrives exactly: `form` says which it is.)
  */
 export function assertPayloadText(channel: string, text: string, form: 'text' | 'json'): void {
-  if (text.includes('\u0000')) {
+  // JSON.stringify escapes U+0000 (as \u0000): only raw text can hold one.
+  if (form === 'text' && text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
       { channel },
