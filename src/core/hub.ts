@@ -143,7 +143,8 @@ export class Hub {
   /** The exchange on the wire, if any: one at a time. */
   #busy = false
   #inFlight: Exchange | undefined
-  readonly #callbacks: (() => void)[] = []
+  /** Deferred callbacks; a notification delivered is its job itself (no closure per message). */
+  readonly #callbacks: ((() => void) | NotifyJob)[] = []
   #callbacksScheduled = false
   /**
    * Set when an exchange delivered its notifications, until their callers have heard and what they
@@ -557,7 +558,7 @@ export class Hub {
     for (const job of entry.jobs) {
       switch (job.kind) {
         case 'notify':
-          report(() => job.settle(undefined))
+          this.#defer(job) // settled with no error (only #apply reports notifications: deferred)
           break
         case 'listen':
           this.#listening.add(job.channel)
@@ -731,14 +732,17 @@ export class Hub {
    * Runs `callback` soon, in order with the others, never inside the caller: a job's outcome is
    * decided inside pg's message handling, where user code must not run.
    */
-  #defer(callback: () => void): void {
+  #defer(callback: (() => void) | NotifyJob): void {
     this.#callbacks.push(callback)
     if (this.#callbacksScheduled) return
     this.#callbacksScheduled = true
     queueMicrotask(() => {
       this.#callbacksScheduled = false
       const callbacks = this.#callbacks.splice(0)
-      for (const run of callbacks) run()
+      for (const run of callbacks) {
+        if (typeof run === 'function') run()
+        else run.settle(undefined)
+      }
     })
   }
 

@@ -424,7 +424,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   hubDeliver(message: Message): void {
     // Reserved names are never subscribed, so a notification on "error" is never emitted as one.
     if (this.#endCalled || !this.#subscribed.has(message.channel)) return
-    deliverGuarded(this, message.channel, message, (error) => this.#fail(error))
+    deliverGuarded(this, message.channel, message, this.#failListener)
   }
 
   /** @internal */
@@ -462,6 +462,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     if (this.#endCalled) return
     this.#emitSafely(info.reconnected ? 'reconnect' : 'connect', info)
   }
+
+  /** {@link PgIPCEmitter.#fail}, made once: the receive path passes it for every message. */
+  readonly #failListener = (error: PgIpcError): void => this.#fail(error)
 
   /** A failure the user must hear about: see {@link escalate}. */
   #fail(error: PgIpcError): void {

@@ -408,11 +408,12 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   /** The channel has typed listeners: one core listener for it (the core LISTENs on its first). */
   #subscribe(channel: string): void {
     if (this.#dispatchers.has(channel)) return
+    const fail = (error: PgIpcError): void => this.#fail(error)
     const dispatcher = (message: Message): void => {
       const typed = this.#decode(message)
       // Invalid and own messages reach no listener, so they do not use up a `once`.
       if (typed === undefined) return
-      deliverGuarded(this.#channels, channel, typed, (error) => this.#fail(error))
+      deliverGuarded(this.#channels, channel, typed, fail)
       this.#releaseIfIdle(channel) // `once` listeners leave as they run
     }
     this.#dispatchers.set(channel, dispatcher)
