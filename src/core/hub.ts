@@ -460,26 +460,27 @@ export class Hub {
       if (job.kind === 'notify') {
         if (!fits(job)) break
         const group: NotifyJob[] = []
+        const channels: string[] = []
+        const payloads: string[] = []
         // payload -> the channels it goes to in this group (keyed by the payload string itself: no
         // concatenated key to build and hash per notification)
         const seen = new Map<string, string | string[]>()
         for (let next = queue[taken]; next?.kind === 'notify' && fits(next); next = queue[taken]) {
           if (group.length > 0 && (next.solo || (group[0] as NotifyJob).solo)) break
-          const channels = seen.get(next.payload)
-          if (channels === undefined) seen.set(next.payload, next.channel)
-          else if (channels === next.channel || (Array.isArray(channels) && channels.includes(next.channel))) break
-          else seen.set(next.payload, Array.isArray(channels) ? [...channels, next.channel] : [channels, next.channel])
+          const { channel, payload } = next
+          const sent = seen.get(payload)
+          if (sent === undefined) seen.set(payload, channel)
+          else if (sent === channel || (Array.isArray(sent) && sent.includes(channel))) break
+          else seen.set(payload, Array.isArray(sent) ? [...sent, channel] : [sent, channel])
           group.push(next)
+          channels.push(channel)
+          payloads.push(payload)
           taken++
           notifications++
-          chars += next.payload.length
+          chars += payload.length
         }
         entries.push({ jobs: group, first: statements.length, count: 1 })
-        statements.push(
-          group.length === 1
-            ? notifyStatement(job.channel, job.payload)
-            : notifyManyStatement(group.map((queued) => [queued.channel, queued.payload] as const)),
-        )
+        statements.push(group.length === 1 ? notifyStatement(job.channel, job.payload) : notifyManyStatement(channels, payloads))
         continue
       }
       let statement: Statement | undefined

@@ -37,11 +37,11 @@ export function notifyStatement(channel: string, payload: string): Statement {
   return { text: NOTIFY_SQL, values: [channel, payload], name: NOTIFY_NAME }
 }
 
-/** One statement for several notifications (kept in order; identical pairs would be folded). */
-export function notifyManyStatement(pairs: readonly (readonly [channel: string, payload: string])[]): Statement {
+/** One statement for several notifications, `channels[i]` and `payloads[i]` each (kept in order; identical pairs would be folded). */
+export function notifyManyStatement(channels: readonly string[], payloads: readonly string[]): Statement {
   return {
     text: NOTIFY_MANY_SQL,
-    values: [textArray(pairs, 0), textArray(pairs, 1)],
+    values: [textArray(channels), textArray(payloads)],
     name: NOTIFY_MANY_NAME,
   }
 }
@@ -53,11 +53,11 @@ const TEXT_OID = 25
  * A one-dimensional `text[]` in PostgreSQL's binary array format (array_recv): dimensions, flags,
  * element type, length and lower bound, then each element as its byte length and UTF-8 bytes.
  */
-export function textArray(pairs: readonly (readonly [string, string])[], field: 0 | 1): Buffer {
+export function textArray(items: readonly string[]): Buffer {
   const lengths: number[] = []
   let size = 20
-  for (const pair of pairs) {
-    const length = Buffer.byteLength(pair[field], 'utf8')
+  for (const item of items) {
+    const length = Buffer.byteLength(item, 'utf8')
     lengths.push(length)
     size += 4 + length
   }
@@ -65,12 +65,12 @@ export function textArray(pairs: readonly (readonly [string, string])[], field: 
   buffer.writeInt32BE(1, 0) // dimensions
   buffer.writeInt32BE(0, 4) // no NULLs
   buffer.writeInt32BE(TEXT_OID, 8)
-  buffer.writeInt32BE(pairs.length, 12)
+  buffer.writeInt32BE(items.length, 12)
   buffer.writeInt32BE(1, 16) // lower bound
   let offset = 20
-  for (const [index, pair] of pairs.entries()) {
+  for (let index = 0; index < items.length; index++) {
     offset = buffer.writeInt32BE(lengths[index] as number, offset)
-    offset += buffer.write(pair[field], offset, 'utf8')
+    offset += buffer.write(items[index] as string, offset, 'utf8')
   }
   return buffer
 }
