@@ -1,20 +1,23 @@
-// `npm run bench:latency`: single-message latency of each library in FRESH processes, interleaved.
+// `npm run bench:latency`: single-message latency of each library in its own fresh process, the
+// libraries interleaved.
 //
-// Each block is a new Node process (bench/latency-child.ts) that loads one library only, connects a
-// sender and a listener (two connections, one process, like most services), warms up, then takes
-// `samples` single-message round trips (send one, wait for its delivery, repeat). Blocks rotate
-// over the libraries (round r starts with library r mod n), so a slow spell of the machine lands on
-// all of them alike. Reported: p50/p90/p99 of all warm samples per library, and each library's p50
-// over raw pg's one-round-trip `pg_notify` (the target is <= 1.1x); the cold samples (the warm-up of
-// each fresh process) are reported apart.
+// Each library runs in a Node process of its own that loads that library only
+// (bench/latency-child.ts). The parent asks the processes in turn for one block each, rotating which
+// one starts each round, so a slow spell of the machine lands on all of them alike. For a block, a
+// process connects a sender and a listener (two connections, one process, like most services),
+// warms them up (those samples are kept apart as "cold"), takes `samples` single-message round
+// trips (send one, wait for its delivery, repeat) and disconnects: only the measured library's
+// listener is connected, as PostgreSQL wakes every listening backend at each notifying commit. Reported: p50/p90/p99 of the warm samples per library, and each
+// library's p50 over raw pg's one-round-trip `pg_notify` (the target is <= 1.1x).
+// LATENCY_PER_BLOCK=1 starts a new process for every block instead (colder: V8 has optimised less).
 //
-//   npm run bench:latency                      # embedded PostgreSQL, 20 blocks x 250 samples per library
-//   LATENCY_BLOCKS=4 npm run bench:latency     # fewer blocks (a rough look)
+//   npm run bench:latency                      # embedded PostgreSQL, 20 rounds x 250 samples per library
+//   LATENCY_BLOCKS=4 npm run bench:latency     # fewer rounds (a rough look)
 //   DATABASE_URL=postgres://... npm run bench:latency
 //
 // Writes bench/results/latency.json and regenerates docs/benchmarks.md (its "fresh processes" section).
 
-import { spawn } from 'node:child_process'
+import { fork, spawn, type ChildProcess } from 'node:child_process'
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
@@ -99,6 +102,48 @@ function runChild(request: ChildRequest): Promise<ChildResult> {
   })
 }
 
+/** A child kept for the whole run: it warmed up, then takes one block per request. */
+interface Kept {
+  readonly child: ChildProcess
+  block(): Promise<{ samples: number[]; cold: number[] }>
+  stop(): Promise<void>
+}
+
+async function keepChild(request: ChildRequest): Promise<Kept> {
+  const script = join(dirname(fileURLToPath(import.meta.url)), 'latency-child.js')
+  const child = fork(script, [], {
+    env: { ...process.env, LATENCY_REQUEST: JSON.stringify(request) },
+    execArgv: ['--no-deprecation'],
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  let waiting:
+    | { resolve: (value: { type: string; cold?: number[]; samples?: number[] }) => void; reject: (error: Error) => void }
+    | undefined
+  child.on('message', (message: { type: string; cold?: number[]; samples?: number[] }) => {
+    const next = waiting
+    waiting = undefined
+    next?.resolve(message)
+  })
+  child.on('exit', (code) => waiting?.reject(new Error(`latency child for ${request.target} exited with ${code}`)))
+  const next = () =>
+    new Promise<{ type: string; cold?: number[]; samples?: number[] }>((resolve, reject) => (waiting = { resolve, reject }))
+  await next() // ready
+  return {
+    child,
+    block: async () => {
+      const answer = next()
+      child.send({ type: 'block' })
+      const result = await answer
+      return { samples: result.samples ?? [], cold: result.cold ?? [] }
+    },
+    stop: () =>
+      new Promise<void>((resolve) => {
+        child.once('exit', () => resolve())
+        child.send({ type: 'stop' })
+      }),
+  }
+}
+
 async function main(): Promise<void> {
   const blocks = Number(process.env.LATENCY_BLOCKS ?? 20)
   const samplesPerBlock = Number(process.env.LATENCY_SAMPLES ?? 250)
@@ -120,17 +165,26 @@ async function main(): Promise<void> {
     await client.end()
     const warm = new Map<SenderKind, number[]>()
     const cold = new Map<SenderKind, number[]>()
+    const perBlock = process.env.LATENCY_PER_BLOCK === '1'
+    const request = (library: (typeof LIBRARIES)[number], block: number): ChildRequest => ({
+      url,
+      target: library.target,
+      listener: library.listener,
+      warmup: warmupPerBlock,
+      samples: samplesPerBlock,
+      tag: `lat${process.pid}_${block}_${library.target.replace(/\W/g, '')}`,
+    })
+    const kept = new Map<SenderKind, Kept>()
+    if (!perBlock) {
+      for (const library of LIBRARIES) {
+        kept.set(library.target, await keepChild(request(library, 0)))
+      }
+    }
     for (let block = 0; block < blocks; block++) {
       const order = LIBRARIES.map((_, index) => LIBRARIES[(block + index) % LIBRARIES.length] as (typeof LIBRARIES)[number])
       for (const library of order) {
-        const result = await runChild({
-          url,
-          target: library.target,
-          listener: library.listener,
-          warmup: warmupPerBlock,
-          samples: samplesPerBlock,
-          tag: `lat${process.pid}_${block}_${library.target.replace(/\W/g, '')}`,
-        })
+        const child = kept.get(library.target)
+        const result = child === undefined ? await runChild(request(library, block)) : await child.block()
         warm.set(library.target, [...(warm.get(library.target) ?? []), ...result.samples])
         cold.set(library.target, [...(cold.get(library.target) ?? []), ...result.cold])
       }
@@ -145,6 +199,7 @@ async function main(): Promise<void> {
           ` ms (load ${loadAverage()[0]})\n`,
       )
     }
+    for (const child of kept.values()) await child.stop()
     const sorted = (list: number[] | undefined) => [...(list ?? [])].sort((a, b) => a - b)
     const rawP50 = percentile(sorted(warm.get('raw-rt')), 0.5)
     const points: FreshLatencyPoint[] = LIBRARIES.map((library) => {
@@ -166,7 +221,11 @@ async function main(): Promise<void> {
     const results: FreshLatencyResults = {
       meta: {
         date: started.toISOString(),
-        command: [process.env.LATENCY_BLOCKS === undefined ? '' : `LATENCY_BLOCKS=${blocks}`, 'npm run bench:latency']
+        command: [
+          process.env.LATENCY_BLOCKS === undefined ? '' : `LATENCY_BLOCKS=${blocks}`,
+          perBlock ? 'LATENCY_PER_BLOCK=1' : '',
+          'npm run bench:latency',
+        ]
           .filter((part) => part !== '')
           .join(' '),
         seconds: Math.round((performance.now() - startedAt) / 1000),
@@ -180,9 +239,13 @@ async function main(): Promise<void> {
           loadAverageEnd: loadAverage(),
         },
         server: `PostgreSQL ${version} (${server === undefined ? 'DATABASE_URL' : 'embedded, fsync off, loopback'})`,
-        method:
-          `each block a fresh Node process loading one library only, sender and listener on two connections of that process; ` +
-          `${warmupPerBlock} cold samples, then ${samplesPerBlock} measured; blocks rotated across the libraries, ${blocks} rounds`,
+        method: perBlock
+          ? `each block a new Node process loading one library only, sender and listener on two connections of that process; ` +
+            `${warmupPerBlock} cold samples, then ${samplesPerBlock} measured; blocks rotated across the libraries, ${blocks} rounds`
+          : `each library in a Node process of its own that loads that library only; ${blocks} rounds in which the processes ` +
+            `take a block each in turn, the first of each round rotating; for a block, a process connects a sender and a ` +
+            `listener (two connections of that process), takes ${warmupPerBlock} cold samples, then ${samplesPerBlock} ` +
+            `measured ones, and disconnects (only the measured library's listener is connected)`,
       },
       points,
     }

@@ -512,8 +512,8 @@ function freshSection(fresh: FreshLatencyResults): string[] {
     '',
     `\`${meta.command}\` (bench/latency.ts), ${meta.date}, ${meta.seconds} s; ${meta.server}; ${meta.machine.cpus} x ` +
       `${meta.machine.cpuModel}, load average ${meta.machine.loadAverageStart.join(' / ')} at the start, ` +
-      `${meta.machine.loadAverageEnd.join(' / ')} at the end. Method: ${meta.method}. "cold" is the median of the ` +
-      'warm-up samples of each fresh process (new connections, code not yet optimised by V8).',
+      `${meta.machine.loadAverageEnd.join(' / ')} at the end. Method: ${meta.method}. "cold": the median of the ` +
+      'warm-up samples of the blocks (new connections; in the first block of each library, also code V8 has not optimised yet).',
     '',
     table(['library', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw 1 rt', 'cold p50 ms'], rows, [
       'left',
@@ -550,8 +550,10 @@ export function renderMarkdown(results: BenchResults, jsonPath: string, fresh?: 
     'How fast typed-pg-ipc sends and receives notifications, next to pg-ipc, pg-listen, postgres.js and raw',
     '`pg` (which shows what the server itself can take), all measured in one run against one PostgreSQL',
     'server: throughput with one call and with 100 calls in flight, with the listener in another process and',
-    'in the same one; the latency of a single message; the cost of receiving (decoding and validating);',
-    'fan-out to many listening connections; and memory over a million messages.',
+    'in the same one; the latency of a single message (also with each library in a process of its own); where',
+    'the CPU time of a message goes; the cost of receiving (decoding and validating); fire-and-forget bursts;',
+    'fan-out to many listening connections; and memory over a million messages. What the server itself can take',
+    'as listeners and writers grow is in [scaling](scaling.md).',
     '',
     '## In short',
     '',

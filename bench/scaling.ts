@@ -429,7 +429,7 @@ async function memoryPerService(url: string): Promise<MemoryPoint[]> {
     points.push(point)
     log(
       `  ${String(channels).padStart(3)} channels x ${String(instances).padStart(2)} instances: ${connections} connection(s), ` +
-        `node heap +${(nodeHeapBytes / 1024).toFixed(0)} KiB, backend private ${point.backendPrivateBytes === null ? '-' : `${(point.backendPrivateBytes / 2 ** 20).toFixed(1)} MiB`}, ` +
+        `node heap ${(nodeHeapBytes / 1024).toFixed(0)} KiB, backend private ${point.backendPrivateBytes === null ? '-' : `${(point.backendPrivateBytes / 2 ** 20).toFixed(1)} MiB`}, ` +
         `backend memory contexts ${(point.backendContextBytes / 2 ** 20).toFixed(1)} MiB`,
     )
     for (const ipc of ipcs) await ipc.end()
@@ -476,6 +476,15 @@ export function renderScaling(results: ScalingResults, jsonPath: string): string
   const queue = results.queue
   const defaultQueueBytes = 8 * 2 ** 30
   const perNotification = queue?.bytesPerNotification ?? 0
+  const wakeupPoints = results.listeners
+    .filter((point) => point.mode === 'one per transaction')
+    .map((point) => ({ others: point.others, wakeups: point.deliveredPerSec * (point.others + 1) }))
+  const best = wakeupPoints.reduce<{ others: number; wakeups: number } | undefined>(
+    (top, point) => (top === undefined || point.wakeups > top.wakeups ? point : top),
+    undefined,
+  )
+  const wakeups = best?.wakeups
+  const wakeupsAt = best === undefined ? '-' : `one notification per transaction with ${best.others + 1} listening connections`
   const memory = results.memory
   const service = memory.find((point) => point.channels === 100 && point.instances === 10) ?? memory.at(-1)
   const n = (value: number | undefined): string => (value === undefined ? '-' : fmt(value))
@@ -516,8 +525,8 @@ export function renderScaling(results: ScalingResults, jsonPath: string): string
             `that notification's \`notify()\` with a \`${queue.failure.errorClass}\`, and nothing else fails: ` +
             `LISTEN ${queue.failure.listenStillWorks ? 'still works' : 'failed too'}, \`queueUsage()\` ` +
             `${queue.failure.queueUsageStillWorks ? 'still answers' : 'failed too'}, the connection stays up. `) +
-        `Once the stalled transaction ended, usage fell back to ${pct(queue.afterRelease.usage)} within ` +
-        `${queue.afterRelease.seconds.toFixed(1)} s and notifications went through again. Watch \`queueUsage()\` and ` +
+        `As soon as the stalled transaction ended, usage was back to ${pct(queue.afterRelease.usage)} and ` +
+        `notifications ${queue.afterRelease.notifyWorks ? 'went through again' : 'still failed'}. Watch \`queueUsage()\` and ` +
         '`idle_in_transaction_session_timeout` (which ends such sessions).',
     service === undefined
       ? ''
@@ -531,16 +540,25 @@ export function renderScaling(results: ScalingResults, jsonPath: string): string
     '',
     `On this 2-core test machine (server, senders and listeners sharing it), one primary delivered ${n(batchFirst)} ` +
       `small messages per second batched, ${n(oneFirst)} with one per transaction, with few listening connections. ` +
-      'Rough rules from these figures, to be checked on your own hardware with this script:',
+      'From these figures (check them on your own hardware with this script):',
     '',
-    '- Up to a few thousand notifying transactions per second, and up to a few hundred listening connections on the',
-    '  database, LISTEN/NOTIFY is comfortable: the cost is a wake-up of each listening backend per commit.',
-    '- The products matter: notifying commits per second x listening connections is the number of wake-ups',
-    `  per second the server pays. With ${last} listeners, one notification per transaction fell to ${n(oneLast)}/s here.`,
-    '- The queue is the safety margin, and one stuck consumer spends it for all: alert on `queueUsage()` above',
+    `- **Wake-ups are the budget.** Notifying commits per second times listening connections is the number of ` +
+      `wake-ups the server pays per second; it absorbed about ${n(wakeups)} per second here at most ` +
+      `(${wakeupsAt}). With L listening connections on the database, that caps notifying commits at about ` +
+      `${n(wakeups)} / L per second: ${n((wakeups ?? Number.NaN) / 100)} with 100 listeners, ` +
+      `${n((wakeups ?? Number.NaN) / 1_000)} with 1,000 (extrapolated: this run went up to ${last + 1}).`,
+    `- **Every listener reads every notification** of the database, for its channels or not: with ${last} other listening ` +
+      `connections, batched notifications topped out at ${n(batchLast)} per second (${n(batchFirst)} with ${first}).`,
+    `- **Writers that notify commit one at a time**: ${n(withMax)} commits/s for ${maxWriters} writers, about what ` +
+      `one writer alone makes (${n(withOne)}), against ${n(withoutMax)} without NOTIFY.`,
+    '- **The queue is the safety margin**, and one stuck consumer spends it for all: alert on `queueUsage()` above',
     '  a few percent, and bound transactions (`idle_in_transaction_session_timeout`).',
-    '- Payloads are capped at 8,000 bytes and every listener receives every notification of its channels:',
-    '  send ids and small facts, and read the rest from the database.',
+    '- **Payloads are capped** at 8,000 bytes and every listener of a channel receives all of it: send ids and',
+    '  small facts, and read the rest from the database.',
+    '',
+    'So: tens of listening services and thousands of notifying commits per second are comfortable; hundreds of',
+    'listening connections call for batching and few notifying commits; a thousand listening connections or',
+    'writers that cannot afford to commit one at a time are the point to move.',
     '',
     '## What the library does to stretch it',
     '',
@@ -560,8 +578,8 @@ export function renderScaling(results: ScalingResults, jsonPath: string): string
     '',
     '- You need delivery to consumers that were offline (LISTEN/NOTIFY delivers only to connected listeners):',
     '  use an outbox table, or a broker with persistence.',
-    '- Notifying transactions reach thousands per second with hundreds of listeners, or commit latency of your',
-    '  writers suffers from the NOTIFY lock (the writer figures above).',
+    '- Notifying commits times listening connections approaches the wake-up budget above, or the commit',
+    '  rate of your writers suffers from the NOTIFY lock (the writer figures above).',
     '- Consumers are slow or can stall for long: a broker with per-consumer queues isolates them; here one stuck',
     '  listener fills the queue for the whole cluster.',
     '- Payloads are documents rather than ids, or fan-out crosses data centres.',
@@ -809,10 +827,22 @@ async function main(): Promise<void> {
   }
 }
 
+/** `node .tmp/bench/bench/scaling.js --render`: regenerates docs/scaling.md from the stored results. */
+function render(): void {
+  const ROOT = root()
+  const jsonFile = join(ROOT, 'bench/results/scaling.json')
+  const docsFile = join(ROOT, 'docs/scaling.md')
+  const results = JSON.parse(readFileSync(jsonFile, 'utf8')) as ScalingResults
+  writeFileSync(docsFile, renderScaling(results, relative(dirname(docsFile), jsonFile)))
+  log(`wrote ${relative(process.cwd(), docsFile)}`)
+}
+
 const self = fileURLToPath(import.meta.url)
 if (process.argv[1] !== undefined && join(process.argv[1]) === self) {
-  main().catch((error: unknown) => {
-    console.error(error)
-    process.exitCode = 1
-  })
+  if (process.argv.includes('--render')) render()
+  else
+    main().catch((error: unknown) => {
+      console.error(error)
+      process.exitCode = 1
+    })
 }
