@@ -27,6 +27,10 @@ export interface Settings {
   /** Messages through the typed layer for the memory check, and the checkpoint spacing. */
   readonly memoryMessages: number
   readonly memoryCheckpoint: number
+  /** notify() calls of one fire-and-forget burst (nothing awaited between them). */
+  readonly burstCalls: number
+  /** Operations per timed round of the payload profile (best of 5 rounds). */
+  readonly payloadIterations: number
 }
 
 const SETTINGS: Record<Scale, Settings> = {
@@ -44,6 +48,8 @@ const SETTINGS: Record<Scale, Settings> = {
     fanoutConnections: [1, 10, 50],
     memoryMessages: 1_000_000,
     memoryCheckpoint: 100_000,
+    burstCalls: 20_000,
+    payloadIterations: 20_000,
   },
   quick: {
     scale: 'quick',
@@ -59,6 +65,8 @@ const SETTINGS: Record<Scale, Settings> = {
     fanoutConnections: [1, 10, 50],
     memoryMessages: 100_000,
     memoryCheckpoint: 10_000,
+    burstCalls: 20_000,
+    payloadIterations: 5_000,
   },
   smoke: {
     scale: 'smoke',
@@ -74,6 +82,8 @@ const SETTINGS: Record<Scale, Settings> = {
     fanoutConnections: [1, 3],
     memoryMessages: 2_000,
     memoryCheckpoint: 500,
+    burstCalls: 500,
+    payloadIterations: 100,
   },
 }
 
@@ -86,7 +96,7 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
 }
 
 /** The sections of the run; BENCH_ONLY=throughput,latency (comma list) runs only those. */
-export const SECTIONS = ['throughput', 'latency', 'receive', 'fanout', 'memory'] as const
+export const SECTIONS = ['payload', 'throughput', 'latency', 'receive', 'burst', 'fanout', 'memory'] as const
 export type Section = (typeof SECTIONS)[number]
 
 export function sectionsFromEnv(env: NodeJS.ProcessEnv = process.env): ReadonlySet<Section> {

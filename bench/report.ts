@@ -3,9 +3,11 @@
 //
 //   npx tsc -p bench/tsconfig.json && node .tmp/bench/bench/report.js [results.json] [benchmarks.md]
 
-import { readFileSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { barChart } from './charts.js'
+import type { FreshLatencyResults } from './latency.js'
 import type { BenchResults, Layout, ThroughputPoint } from './results.js'
 import { TARGETS, type SenderKind } from './targets.js'
 
@@ -162,6 +164,96 @@ function memoryTable(results: BenchResults): string | undefined {
   return table(['messages', 'RSS MiB', 'heap used MiB', 'heap total MiB'], rows, ['right', 'right', 'right', 'right'])
 }
 
+function payloadTable(results: BenchResults): string | undefined {
+  const steps = results.payload ?? []
+  if (steps.length === 0) return undefined
+  const labels = [...new Set(steps.map((step) => step.label))]
+  const find = (label: string, payload: 'small' | 'large') =>
+    steps.find((step) => step.label === label && step.payload === payload)?.usPerOp
+  const rows = labels.map((label) => [label, us2(find(label, 'small')), us2(find(label, 'large'))])
+  return table(['step (CPU time per message)', 'small, us', 'large, us'], rows, ['left', 'right', 'right'])
+}
+
+const us2 = (value: number | undefined): string => (value === undefined || !Number.isFinite(value) ? '-' : value.toFixed(2))
+
+function burstTable(results: BenchResults): string | undefined {
+  const bursts = results.burst ?? []
+  if (bursts.length === 0) return undefined
+  const rows = bursts.map((burst) => [
+    burst.label,
+    n(burst.calls),
+    n(burst.refused),
+    n(burst.sent),
+    n(burst.failed),
+    n(burst.delivered),
+    n(burst.lost),
+    burst.seconds.toFixed(2),
+    n(burst.deliveredPerSec),
+  ])
+  return table(
+    ['burst', 'calls', 'refused (backpressure)', 'sent', 'failed', 'delivered', 'lost', 'seconds', 'delivered/s'],
+    rows,
+    ['left', 'right', 'right', 'right', 'right', 'right', 'right', 'right', 'right'],
+  )
+}
+
+/** Short names for the charts, where a bar has little room under it. */
+const SHORT: Partial<Record<SenderKind, string>> = {
+  'raw-rt': 'raw 1/rt',
+  'raw-pipeline': 'raw pipeline',
+  'raw-unnest': 'raw 100/stmt',
+  'raw-unnest-large': 'raw 100/stmt large',
+  'pg-ipc': 'pg-ipc',
+  'pg-listen': 'pg-listen',
+  postgres: 'postgres.js',
+  core: 'core',
+  'typed-small': 'typed',
+  'typed-large': 'typed large',
+  'typed-large-compiled': 'typed large compiled',
+}
+
+/** The headline comparisons as charts: throughput at C=100, single-message latency, large payloads. */
+function charts(results: BenchResults): string[] {
+  const out: string[] = []
+  const small = TARGETS.filter((entry) => !entry.id.includes('large'))
+  for (const layout of ['same', 'separate'] as const) {
+    const values = small.map((entry) => point(results, entry.id, layout, 100)?.median.deliveredPerSec)
+    if (values.every((value) => value === undefined)) continue
+    out.push(
+      barChart({
+        title: `Delivered msg/s, 100 calls in flight, listener in ${layout === 'same' ? 'the same process' : 'another process'}`,
+        labels: small.map((entry) => SHORT[entry.id] ?? entry.id),
+        values,
+        yAxis: 'messages per second',
+      }),
+    )
+  }
+  const p50 = (id: SenderKind) => results.latency.find((entry) => entry.target === id && entry.layout === 'separate')?.p50Ms
+  if (results.latency.length > 0) {
+    out.push(
+      barChart({
+        title: 'Single message, median latency (ms), listener in another process',
+        labels: small.map((entry) => SHORT[entry.id] ?? entry.id),
+        values: small.map((entry) => p50(entry.id)),
+        yAxis: 'milliseconds',
+      }),
+    )
+  }
+  const large = TARGETS.filter((entry) => entry.id.includes('large'))
+  const largeValues = large.map((entry) => point(results, entry.id, 'same', 100)?.median.deliveredPerSec)
+  if (largeValues.some((value) => value !== undefined)) {
+    out.push(
+      barChart({
+        title: 'Large payloads (~1.3 KB): delivered msg/s at C=100, same process',
+        labels: large.map((entry) => SHORT[entry.id] ?? entry.id),
+        values: largeValues,
+        yAxis: 'messages per second',
+      }),
+    )
+  }
+  return out
+}
+
 function checksTable(results: BenchResults): string | undefined {
   if (results.checks.length === 0) return undefined
   const rows = results.checks.map((check) => [
@@ -227,6 +319,27 @@ function sections(results: BenchResults): Section[] {
       body: receiveTable(results),
     },
     {
+      title: 'Where the time of a message goes',
+      intro:
+        'CPU time per message of each step on the way out and in, for the small and the large payload, best of 5 rounds of ' +
+        `${n(s.payloadIterations)} in this process. The library validates with zod's \`safeParse\` on both ends (with ` +
+        '`safeEncode` only for a schema that can change the value on the way out: a codec, a default...), and JSON does the rest. ' +
+        'zod compiles each `z.object` into a specialised parser unless `z.config({ jitless: true })` is set (or the runtime ' +
+        'forbids `new Function`, as some edge runtimes do); `z.compile(schema)` goes further and compiles the whole schema ' +
+        'into one validator, falling back to the regular parser for invalid input (same errors).',
+      body: payloadTable(results),
+    },
+    {
+      title: 'Fire-and-forget bursts',
+      intro:
+        (results.burst?.[0] === undefined
+          ? ''
+          : `${n(results.burst[0].calls)} \`notify()\` calls in one synchronous loop, nothing awaited, `) +
+        'a listener on another connection in the same process. By default every call is queued and sent in order, up to ' +
+        '1,000 per round trip; `maxPending` turns backpressure on: calls past it are refused at once with a `BackpressureError`.',
+      body: burstTable(results),
+    },
+    {
       title: 'Fan-out',
       intro:
         `Each library's own sender at C=100 sends ${n(s.fanoutMessages)} notifications; N connections in one separate listener ` +
@@ -246,6 +359,13 @@ function sections(results: BenchResults): Section[] {
       body: memoryTable(results),
     },
   ]
+}
+
+function sectionLoads(results: BenchResults): string[] {
+  const loads = results.meta.machine.sectionLoad
+  if (loads === undefined) return []
+  const parts = Object.entries(loads).map(([name, load]) => `${name} ${load.start[0] ?? '-'} -> ${load.end[0] ?? '-'}`)
+  return [`- Load average (1 min) at the start and end of each section: ${parts.join(', ')}`]
 }
 
 function signed(bytes: number): string {
@@ -324,8 +444,9 @@ function summary(results: BenchResults): string[] {
     const peers = peerFigures((value) => `${ms(value)} ms`, latency)
     lines.push(
       `- **Latency of a single message** (median, from the call to the listener callback in another process): ${ms(typedLatency)} ms for ` +
-        `the typed layer, ${ms(rawLatency)} ms for one raw \`pg_notify\` round trip${peers === '' ? '' : ` (${peers})`}: validating and ` +
-        `encoding on the way out, decoding and validating on the way in, add about ${ms(typedLatency - rawLatency)} ms.`,
+        `the typed layer, ${ms(rawLatency)} ms for one raw \`pg_notify\` round trip${peers === '' ? '' : ` (${peers})`}: ` +
+        `${x(typedLatency / rawLatency)} of it, validation on both ends included. The library sends one notification as a ` +
+        'prepared statement (Bind/Execute, no parse or plan on the server) as soon as it is called.',
     )
   }
   const isolated = results.receive.find((entry) => entry.id === 'typed-small-1/isolated')
@@ -339,12 +460,24 @@ function summary(results: BenchResults): string[] {
             `(${isolatedTen.validationsPerMessage.toFixed(2)} validations per message), however many listeners it has.`),
     )
   }
-  const large = deliveredAt(results, 'typed-large', 'separate')
+  const large = deliveredAt(results, 'typed-large', 'same')
+  const rawLarge = deliveredAt(results, 'raw-unnest-large', 'same')
+  const compiledLarge = deliveredAt(results, 'typed-large-compiled', 'same')
   if (large !== undefined) {
+    const zodLarge = results.payload?.find((step) => step.id === 'large/zod-parse')?.usPerOp
+    const zodCompiled = results.payload?.find((step) => step.id === 'large/zod-compiled')?.usPerOp
     lines.push(
-      `- **Large payloads** (a nested object of about 1.3 KB): ${n(large)} messages per second at 100 in flight` +
-        `${typedSep === undefined ? '' : `, against ${n(typedSep)} for small ones`}: validating a large schema with zod, on both ends, ` +
-        'costs more than the trip through the server. Send keys rather than documents where you can.',
+      `- **Large payloads** (a nested object of about 1.3 KB, sender and listener in one process): ${n(large)} messages per second ` +
+        'at 100 in flight' +
+        (rawLarge === undefined
+          ? ''
+          : `, ${pct(large / rawLarge)} of raw pg sending the same payloads 100 per statement (${n(rawLarge)}/s)`) +
+        (compiledLarge === undefined ? '.' : `; ${n(compiledLarge)} with the schema compiled by \`z.compile\`.`) +
+        (zodLarge === undefined
+          ? ''
+          : ` zod's validation of that schema costs ${us2(zodLarge)} us per message on each end` +
+            (zodCompiled === undefined ? '' : ` (${us2(zodCompiled)} us compiled)`) +
+            ', on top of JSON: compile big schemas, and send keys rather than documents where you can.'),
     )
   }
   const memory = results.memory
@@ -357,7 +490,52 @@ function summary(results: BenchResults): string[] {
   return lines
 }
 
-export function renderMarkdown(results: BenchResults, jsonPath: string): string {
+/** The fresh-process latency results stored beside a results file (bench/results/latency.json), if any. */
+export function freshLatencyBeside(resultsFile: string): FreshLatencyResults | undefined {
+  const file = join(dirname(resultsFile), 'latency.json')
+  return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as FreshLatencyResults) : undefined
+}
+
+function freshSection(fresh: FreshLatencyResults): string[] {
+  const rows = fresh.points.map((point) => [
+    point.label,
+    n(point.samples),
+    ms(point.p50Ms),
+    ms(point.p90Ms),
+    ms(point.p99Ms),
+    x(point.vsRaw),
+    ms(point.coldP50Ms),
+  ])
+  const { meta } = fresh
+  return [
+    '## Single-message latency, each library in fresh processes',
+    '',
+    `\`${meta.command}\` (bench/latency.ts), ${meta.date}, ${meta.seconds} s; ${meta.server}; ${meta.machine.cpus} x ` +
+      `${meta.machine.cpuModel}, load average ${meta.machine.loadAverageStart.join(' / ')} at the start, ` +
+      `${meta.machine.loadAverageEnd.join(' / ')} at the end. Method: ${meta.method}. "cold": the median of the ` +
+      'warm-up samples of the blocks (new connections; in the first block of each library, also code V8 has not optimised yet).',
+    '',
+    table(['library', 'samples', 'p50 ms', 'p90 ms', 'p99 ms', 'p50 / raw 1 rt', 'cold p50 ms'], rows, [
+      'left',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+      'right',
+    ]),
+    '',
+    barChart({
+      title: 'Fresh processes: median single-message latency (ms)',
+      labels: fresh.points.map((point) => SHORT[point.target] ?? point.target),
+      values: fresh.points.map((point) => point.p50Ms),
+      yAxis: 'milliseconds',
+    }),
+    '',
+  ]
+}
+
+export function renderMarkdown(results: BenchResults, jsonPath: string, fresh?: FreshLatencyResults): string {
   const { meta } = results
   const machine = meta.machine
   const versions = Object.entries(meta.versions)
@@ -372,13 +550,16 @@ export function renderMarkdown(results: BenchResults, jsonPath: string): string 
     'How fast typed-pg-ipc sends and receives notifications, next to pg-ipc, pg-listen, postgres.js and raw',
     '`pg` (which shows what the server itself can take), all measured in one run against one PostgreSQL',
     'server: throughput with one call and with 100 calls in flight, with the listener in another process and',
-    'in the same one; the latency of a single message; the cost of receiving (decoding and validating);',
-    'fan-out to many listening connections; and memory over a million messages.',
+    'in the same one; the latency of a single message (also with each library in a process of its own); where',
+    'the CPU time of a message goes; the cost of receiving (decoding and validating); fire-and-forget bursts;',
+    'fan-out to many listening connections; and memory over a million messages. What the server itself can take',
+    'as listeners and writers grow is in [scaling](scaling.md).',
     '',
     '## In short',
     '',
     ...summary(results),
     '',
+    ...charts(results).flatMap((chart) => [chart, '']),
     '## How to read the figures',
     '',
     '- Every notification carries a distinct payload (a small JSON object of about 80 bytes unless stated),',
@@ -407,6 +588,7 @@ export function renderMarkdown(results: BenchResults, jsonPath: string): string 
     `- Date: ${meta.date} (${meta.seconds} s, scale \`${meta.scale}\`, \`${meta.command}\`)`,
     `- Machine: ${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGiB} GiB, ${machine.platform} ${machine.release} ${machine.arch}; ` +
       `load average ${machine.loadAverageStart.join(' / ')} at the start, ${machine.loadAverageEnd.join(' / ')} at the end`,
+    ...sectionLoads(results),
     `- Server: PostgreSQL ${meta.server.version} (${meta.server.source === 'embedded' ? 'embedded binaries, started by the benchmark, fsync off, on loopback' : 'DATABASE_URL'})`,
     `- Versions: ${versions}`,
     '',
@@ -418,6 +600,7 @@ export function renderMarkdown(results: BenchResults, jsonPath: string): string 
   for (const section of sections(results)) {
     if (section.body === undefined) continue
     lines.push(`## ${section.title}`, '', section.intro, '', section.body, '')
+    if (section.title === 'Single-message latency on an idle system' && fresh !== undefined) lines.push(...freshSection(fresh))
   }
   return `${lines.join('\n').trimEnd()}\n`
 }
@@ -430,6 +613,6 @@ if (process.argv[1] !== undefined && resolve(process.argv[1]) === self) {
   const jsonFile = resolve(process.argv[2] ?? join(root, 'bench/results/latest.json'))
   const docsFile = resolve(process.argv[3] ?? join(root, 'docs/benchmarks.md'))
   const results = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchResults
-  writeFileSync(docsFile, renderMarkdown(results, relative(dirname(docsFile), jsonFile)))
+  writeFileSync(docsFile, renderMarkdown(results, relative(dirname(docsFile), jsonFile), freshLatencyBeside(jsonFile)))
   process.stdout.write(`${renderConsole(results)}\n\nwrote ${relative(process.cwd(), docsFile)}\n`)
 }

@@ -87,6 +87,36 @@ export interface MemoryResult {
   readonly growthAfterFirst: { readonly rssBytes: number; readonly heapUsedBytes: number }
 }
 
+/** One fire-and-forget burst: `calls` notify() calls in a loop, nothing awaited between them. */
+export interface BurstResult {
+  readonly id: string
+  readonly label: string
+  readonly calls: number
+  /** The instance's maxPending (null: none, the default). */
+  readonly maxPending: number | null
+  /** Calls refused at once with a BackpressureError (only with maxPending). */
+  readonly refused: number
+  /** Calls the server accepted ('notify' event, or the promise resolved). */
+  readonly sent: number
+  /** Calls that failed otherwise ('error' event, or a rejection other than backpressure). */
+  readonly failed: number
+  /** Notifications the listener received. */
+  readonly delivered: number
+  /** Accepted calls (not refused) that were neither delivered nor failed. */
+  readonly lost: number
+  /** From the first call to the last delivery. */
+  readonly seconds: number
+  readonly deliveredPerSec: number
+}
+
+/** CPU time of one step of a message's way, per message (best of 5 rounds). */
+export interface PayloadStep {
+  readonly id: string
+  readonly label: string
+  readonly payload: 'small' | 'large'
+  readonly usPerOp: number
+}
+
 export interface Check {
   readonly id: string
   readonly target: string
@@ -112,6 +142,8 @@ export interface BenchResults {
       readonly memoryGiB: number
       readonly loadAverageStart: readonly number[]
       readonly loadAverageEnd: readonly number[]
+      /** The load average (1, 5, 15 min) when each section started and ended. */
+      readonly sectionLoad?: Record<string, { readonly start: readonly number[]; readonly end: readonly number[] }>
     }
     readonly server: { readonly source: 'embedded' | 'DATABASE_URL'; readonly version: string }
     readonly versions: Record<string, string>
@@ -122,6 +154,8 @@ export interface BenchResults {
   readonly receive: readonly ReceivePoint[]
   readonly fanout: readonly FanoutPoint[]
   readonly memory: MemoryResult | null
+  readonly burst?: readonly BurstResult[]
+  readonly payload?: readonly PayloadStep[]
   readonly checks: readonly Check[]
 }
 

@@ -16,11 +16,25 @@ import os from 'node:os'
 import { dirname, join, relative } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import pg from 'pg'
+import { z } from 'zod'
+import { BackpressureError, pgIPC, type ChannelSchemas, type CheckChannels } from '../src/index.js'
+import { defineChannels } from '../src/index.js'
 import { startPostgres, type PgServer } from '../test/support/postgres.js'
 import { sectionsFromEnv, settingsFromEnv, type Section, type Settings } from './config.js'
-import { benchChannels, channelNames, large, LargeSchema, small, SmallSchema, type ChannelNames } from './payloads.js'
+import {
+  benchChannels,
+  channelNames,
+  large,
+  LargeSchema,
+  LargeSchemaCompiled,
+  largeSchema,
+  small,
+  SmallSchemaCompiled,
+  SmallSchema,
+  type ChannelNames,
+} from './payloads.js'
 import { LocalProbe, RemoteProbe, startProbe, type Probe } from './probe.js'
-import { renderConsole, renderMarkdown } from './report.js'
+import { freshLatencyBeside, renderConsole, renderMarkdown } from './report.js'
 import { serverCpu, type ServerCpu } from './server-cpu.js'
 import {
   median,
@@ -29,14 +43,16 @@ import {
   type Check,
   type FanoutPoint,
   type Layout,
+  type BurstResult,
   type LatencyPoint,
   type MemoryResult,
+  type PayloadStep,
   type MemorySample,
   type ReceivePoint,
   type Round,
   type ThroughputPoint,
 } from './results.js'
-import { createSender, sinkValue, TARGETS, target, type Sender, type SenderKind } from './targets.js'
+import { createListener, createSender, sinkValue, TARGETS, target, type Sender, type SenderKind } from './targets.js'
 
 const hrtime = process.hrtime.bigint
 const seconds = (from: bigint, to: bigint): number => Number(to - from) / 1e9
@@ -255,7 +271,7 @@ async function latency(url: string, settings: Settings): Promise<LatencyPoint[]>
 interface ReceiveVariant {
   readonly id: string
   readonly label: string
-  readonly kind: 'raw' | 'core' | 'typed-small' | 'typed-large'
+  readonly kind: 'raw' | 'core' | 'typed-small' | 'typed-large' | 'typed-large-compiled'
   readonly listeners: number
   readonly instances: number
 }
@@ -269,6 +285,13 @@ const RECEIVE_VARIANTS: readonly ReceiveVariant[] = [
   { id: 'typed-small-10i', label: 'typed small, 10 instances x 1 listener', kind: 'typed-small', listeners: 1, instances: 10 },
   { id: 'typed-large-1', label: 'typed large, 1 listener', kind: 'typed-large', listeners: 1, instances: 1 },
   { id: 'typed-large-10', label: 'typed large, 10 listeners', kind: 'typed-large', listeners: 10, instances: 1 },
+  {
+    id: 'typed-large-compiled-1',
+    label: 'typed large, z.compile, 1 listener',
+    kind: 'typed-large-compiled',
+    listeners: 1,
+    instances: 1,
+  },
 ]
 
 /**
@@ -279,7 +302,8 @@ const RECEIVE_VARIANTS: readonly ReceiveVariant[] = [
 function countValidations(): { count: () => number; restore: () => void } {
   let calls = 0
   const restores: (() => void)[] = []
-  for (const schema of [SmallSchema, LargeSchema] as unknown as Record<string, (...args: unknown[]) => unknown>[]) {
+  const schemas = [SmallSchema, LargeSchema, LargeSchemaCompiled]
+  for (const schema of schemas as unknown as Record<string, (...args: unknown[]) => unknown>[]) {
     for (const method of ['safeDecode', 'safeParse']) {
       const original = schema[method] as (...args: unknown[]) => unknown
       schema[method] = function (this: unknown, ...args: unknown[]) {
@@ -310,12 +334,13 @@ async function receive(url: string, settings: Settings): Promise<ReceivePoint[]>
   try {
     for (const [index, variant] of RECEIVE_VARIANTS.entries()) {
       const names = channelNames(`${process.pid}_r${index}`)
-      const channel = variant.kind === 'typed-large' ? names.large : names.small
-      const make = variant.kind === 'typed-large' ? large : small
+      const channel = variant.kind.startsWith('typed-large') ? names.large : names.small
+      const make = variant.kind.startsWith('typed-large') ? large : small
       const options = { listenersPerConnection: variant.listeners, instancesPerConnection: variant.instances }
       // The large schema is about 5x the work per message: fewer messages keep the section short.
-      const messages =
-        variant.kind === 'typed-large' ? Math.max(100, Math.round(settings.receiveMessages / 5)) : settings.receiveMessages
+      const messages = variant.kind.startsWith('typed-large')
+        ? Math.max(100, Math.round(settings.receiveMessages / 5))
+        : settings.receiveMessages
 
       // burst
       const probe = await LocalProbe.start({ kind: variant.kind, url, names, options })
@@ -396,8 +421,8 @@ async function isolatedReceive(
     names,
     options: { listenersPerConnection: variant.listeners, instancesPerConnection: variant.instances },
   })
-  const channel = variant.kind === 'typed-large' ? names.large : names.small
-  const make = variant.kind === 'typed-large' ? large : small
+  const channel = variant.kind.startsWith('typed-large') ? names.large : names.small
+  const make = variant.kind.startsWith('typed-large') ? large : small
   // The client the listener reads from: emitting on it is what pg does for each notification.
   const client = probe.listening.clients[0]
   if (client === undefined) throw new Error('listener exposes no client')
@@ -524,9 +549,159 @@ async function memory(url: string, settings: Settings): Promise<MemoryResult> {
   }
 }
 
+/**
+ * Fire-and-forget bursts: `calls` notify() calls in one synchronous loop, nothing awaited, then wait
+ * until every call settled and the listener (another connection in this process) got what was sent.
+ * Default: every call is queued and sent in order, nothing lost. With maxPending, the calls past the
+ * limit are refused at once with a BackpressureError (opt-in).
+ */
+async function bursts(url: string, settings: Settings): Promise<BurstResult[]> {
+  log(`\n== fire-and-forget bursts: ${fmt(settings.burstCalls)} notify() calls without awaiting (same process)`)
+  const variants = [
+    { id: 'core', label: 'core `ipc.notify()` x N, no maxPending (the default)', layer: 'core', maxPending: null },
+    { id: 'typed', label: 'typed `ipc.notify()` x N, promises not awaited, no maxPending', layer: 'typed', maxPending: null },
+    { id: 'core-max', label: 'core, `maxPending: 1000` (backpressure turned on)', layer: 'core', maxPending: 1_000 },
+  ] as const
+  const results: BurstResult[] = []
+  for (const [index, variant] of variants.entries()) {
+    const names = channelNames(`${process.pid}_b${index}`)
+    let delivered = 0
+    const listening = await createListener('core', url, names, () => delivered++)
+    const client = new pg.Client({ connectionString: url })
+    await client.connect()
+    let sent = 0
+    let failed = 0
+    let refused = 0
+    const options = variant.maxPending === null ? {} : { maxPending: variant.maxPending }
+    const start = hrtime()
+    try {
+      if (variant.layer === 'core') {
+        const ipc = pgIPC(client, options)
+        ipc.on('notify', () => sent++)
+        ipc.on('error', () => failed++)
+        for (let seq = 0; seq < settings.burstCalls; seq++) {
+          try {
+            ipc.notify(names.small, small(seq))
+          } catch (error) {
+            if (!(error instanceof BackpressureError)) throw error
+            refused++
+          }
+        }
+        await until(() => sent + failed + refused === settings.burstCalls && delivered >= sent)
+        await ipc.end()
+      } else {
+        const ipc = benchChannels(names).attach(client, options)
+        for (let seq = 0; seq < settings.burstCalls; seq++) {
+          ipc.notify(names.small, small(seq)).then(
+            () => sent++,
+            (error: unknown) => (error instanceof BackpressureError ? refused++ : failed++),
+          )
+        }
+        await until(() => sent + failed + refused === settings.burstCalls && delivered >= sent)
+        await ipc.end()
+      }
+    } finally {
+      await client.end()
+      await listening.close()
+    }
+    const elapsed = seconds(start, hrtime())
+    const result: BurstResult = {
+      id: variant.id,
+      label: variant.label,
+      calls: settings.burstCalls,
+      maxPending: variant.maxPending,
+      refused,
+      sent,
+      failed,
+      delivered,
+      lost: settings.burstCalls - refused - failed - delivered,
+      seconds: elapsed,
+      deliveredPerSec: delivered / elapsed,
+    }
+    results.push(result)
+    log(
+      `  ${variant.label.padEnd(62)} sent ${fmt(sent)}, refused ${fmt(refused)}, failed ${fmt(failed)}, ` +
+        `delivered ${fmt(delivered)}, lost ${fmt(result.lost)} in ${elapsed.toFixed(2)} s`,
+    )
+  }
+  return results
+}
+
+/** Polls `done` (every millisecond) until it holds, or fails after REACH_TIMEOUT_MS. */
+async function until(done: () => boolean): Promise<void> {
+  const deadline = performance.now() + REACH_TIMEOUT_MS
+  while (!done()) {
+    if (performance.now() > deadline) throw new Error('burst: not every call settled in time')
+    await new Promise((resolve) => setTimeout(resolve, 1))
+  }
+}
+
+/**
+ * Where the CPU time of one message goes, step by step, for the small and the large payload: JSON,
+ * zod (as is, compiled ahead of time, jitless, and without format checks), and the library's own
+ * encode (validation, JSON and the payload checks). CPU time per operation, best of 5 rounds.
+ */
+function payloadProfile(settings: Settings): PayloadStep[] {
+  log('\n== payload profile (CPU time per message, best of 5 rounds)')
+  const iterations = settings.payloadIterations
+  const steps: PayloadStep[] = []
+  let sinkCount = 0
+  const time = (id: string, label: string, payload: 'small' | 'large', run: (index: number) => unknown): void => {
+    for (let index = 0; index < iterations; index++) run(index) // warm-up
+    let best = Number.POSITIVE_INFINITY
+    for (let round = 0; round < 5; round++) {
+      const cpu = process.cpuUsage()
+      for (let index = 0; index < iterations; index++) if (run(index) !== undefined) sinkCount++
+      const used = process.cpuUsage(cpu)
+      best = Math.min(best, (used.user + used.system) / iterations)
+    }
+    steps.push({ id: `${payload}/${id}`, label, payload, usPerOp: best })
+    log(`  ${payload.padEnd(5)} ${label.padEnd(60)} ${best.toFixed(2)} us`)
+  }
+  // Built under `jitless`, read when a schema is constructed: zod's compiled object parsers are off.
+  z.config({ jitless: true })
+  const jitless = { small: SmallSchema.clone(), large: largeSchema() }
+  z.config({ jitless: false })
+  const plain = largeSchema({ formats: false })
+  const schemas: ChannelSchemas = { small: SmallSchema, large: LargeSchema }
+  const compiledSchemas: ChannelSchemas = { small: SmallSchemaCompiled, large: LargeSchemaCompiled }
+  const channels = defineChannels<ChannelSchemas>(schemas as ChannelSchemas & CheckChannels<ChannelSchemas>)
+  const compiledChannels = defineChannels<ChannelSchemas>(compiledSchemas as ChannelSchemas & CheckChannels<ChannelSchemas>)
+  for (const payload of ['small', 'large'] as const) {
+    const make = payload === 'small' ? small : large
+    const values = Array.from({ length: iterations }, (_, index) => make(index))
+    const texts = values.map((value) => JSON.stringify(value))
+    const schema = payload === 'small' ? SmallSchema : LargeSchema
+    const compiled = payload === 'small' ? SmallSchemaCompiled : LargeSchemaCompiled
+    const at = (index: number): never => values[index] as never
+    time('build', 'building the value (the benchmark, not the library)', payload, (index) => make(index))
+    time('stringify', 'JSON.stringify', payload, (index) => JSON.stringify(at(index)))
+    time('parse', 'JSON.parse', payload, (index) => JSON.parse(texts[index] as string))
+    time('zod-parse', 'zod safeParse (how the library validates, both ends)', payload, (index) => schema.safeParse(at(index)))
+    time('zod-encode', 'zod safeEncode (what a codec schema needs on the way out)', payload, (index) =>
+      schema.safeEncode(at(index)),
+    )
+    time('zod-compiled', 'zod safeParse, schema compiled with z.compile', payload, (index) => compiled.safeParse(at(index)))
+    time('zod-jitless', 'zod safeParse, z.config({ jitless: true }) (no compiled object parsers)', payload, (index) =>
+      jitless[payload].safeParse(at(index)),
+    )
+    if (payload === 'large') {
+      time('zod-plain', 'zod safeParse, same shape without format checks', payload, (index) => plain.safeParse(at(index)))
+    }
+    time('encode', 'library encode: validate, JSON, payload checks (notifyQuery)', payload, (index) =>
+      channels.notifyQuery(payload, at(index)),
+    )
+    time('encode-compiled', 'library encode, schema compiled with z.compile', payload, (index) =>
+      compiledChannels.notifyQuery(payload, at(index)),
+    )
+  }
+  if (sinkCount === -1) log('unreachable')
+  return steps
+}
+
 // ---- targets of issue 5 ----------------------------------------------------------------------------
 
-function checks(results: Pick<BenchResults, 'throughput' | 'latency' | 'receive' | 'memory'>): Check[] {
+function checks(results: Pick<BenchResults, 'throughput' | 'latency' | 'receive' | 'memory' | 'burst'>): Check[] {
   const list: Check[] = []
   const delivered = (id: SenderKind, layout: Layout): number | undefined =>
     results.throughput.find((point) => point.target === id && point.layout === layout && point.concurrency === 100)?.median
@@ -550,19 +725,55 @@ function checks(results: Pick<BenchResults, 'throughput' | 'latency' | 'receive'
     ratio('postgres', 2.5, 'postgres.js')
     ratio('raw-unnest', 0.7, 'the raw 100-per-statement ceiling')
   }
+  const round = (id: SenderKind, layout: Layout) =>
+    results.throughput.find((point) => point.target === id && point.layout === layout && point.concurrency === 100)?.median
   for (const layout of ['separate', 'same'] as const) {
-    const find = (id: SenderKind) => results.latency.find((point) => point.target === id && point.layout === layout)
-    const typed = find('typed-small')
-    const raw = find('raw-rt')
-    if (typed !== undefined && raw !== undefined) {
-      const value = typed.p50Ms / raw.p50Ms
+    const where = layout === 'separate' ? 'listener in a separate process' : 'same process'
+    const typedLarge = delivered('typed-large', layout)
+    const rawLarge = delivered('raw-unnest-large', layout)
+    if (typedLarge !== undefined && rawLarge !== undefined) {
+      const value = typedLarge / rawLarge
       list.push({
-        id: `latency-${layout}`,
-        target: `single-message p50 (${layout === 'separate' ? 'listener in a separate process' : 'same process'}): <= 1.2x raw one round trip`,
-        measured: `${value.toFixed(2)}x (${typed.p50Ms.toFixed(3)} vs ${raw.p50Ms.toFixed(3)} ms)`,
-        met: value <= 1.2,
+        id: `large-${layout}`,
+        target: `typed large notify, C=100 (${where}): >= 0.5x raw pg with the same payload, 100 per statement`,
+        measured: `${value.toFixed(2)}x (${fmt(typedLarge)} vs ${fmt(rawLarge)} msg/s)`,
+        met: value >= 0.5,
       })
     }
+    const typed = round('typed-small', layout)
+    if (typed !== undefined) {
+      const cpu = typed.senderCpuUsPerMsg + (layout === 'separate' ? (typed.listenerCpuUsPerMsg ?? Number.NaN) : 0)
+      list.push({
+        id: `cpu-${layout}`,
+        target: `typed notify, C=100 (${where}): CPU per message, sender + listener, <= 10 us`,
+        measured: `${cpu.toFixed(1)} us`,
+        met: cpu <= 10,
+      })
+    }
+  }
+  for (const layout of ['separate', 'same'] as const) {
+    const find = (id: SenderKind) => results.latency.find((point) => point.target === id && point.layout === layout)
+    const raw = find('raw-rt')
+    for (const id of ['typed-small', 'core'] as const) {
+      const own = find(id)
+      if (own === undefined || raw === undefined) continue
+      const value = own.p50Ms / raw.p50Ms
+      list.push({
+        id: `latency-${id}-${layout}`,
+        target: `${id === 'core' ? 'core' : 'typed'} single-message p50 (${layout === 'separate' ? 'listener in a separate process' : 'same process'}): <= 1.1x raw one round trip`,
+        measured: `${value.toFixed(2)}x (${own.p50Ms.toFixed(3)} vs ${raw.p50Ms.toFixed(3)} ms)`,
+        met: value <= 1.1,
+      })
+    }
+  }
+  const core = results.burst?.find((entry) => entry.id === 'core')
+  if (core !== undefined) {
+    list.push({
+      id: 'burst-core',
+      target: `core: ${fmt(core.calls)} fire-and-forget notify() calls complete, nothing lost`,
+      measured: `${fmt(core.delivered)} delivered, ${fmt(core.failed + core.refused)} failed, ${fmt(core.lost)} lost`,
+      met: core.lost === 0 && core.failed === 0 && core.refused === 0 && core.delivered === core.calls,
+    })
   }
   const receive = (id: string) => results.receive.find((point) => point.id === id)
   for (const method of ['burst', 'isolated'] as const) {
@@ -644,7 +855,7 @@ async function main(): Promise<void> {
   const sections = sectionsFromEnv()
   const started = new Date()
   const startedAt = hrtime()
-  const loadAverageStart = os.loadavg()
+  const loadAverageStart = loadAverage()
   const fullDefaults = settings.scale === 'full'
   const outFile =
     process.env.BENCH_OUT ?? join(ROOT, fullDefaults ? 'bench/results/latest.json' : `.tmp/bench-results/${settings.scale}.json`)
@@ -675,21 +886,32 @@ async function main(): Promise<void> {
     benchChannels(channelNames())
 
     const sectionSeconds: Record<string, number> = {}
+    const sectionLoad: Record<string, { start: number[]; end: number[] }> = {}
     const timed = async <T>(name: Section, empty: T, run: () => Promise<T>): Promise<T> => {
       if (!sections.has(name)) return empty
       const from = hrtime()
+      const loadStart = loadAverage()
       const result = await run()
       sectionSeconds[name] = Math.round(seconds(from, hrtime()) * 10) / 10
-      log(`  (${name}: ${sectionSeconds[name]} s)`)
+      sectionLoad[name] = { start: loadStart, end: loadAverage() }
+      log(`  (${name}: ${sectionSeconds[name]} s, load average ${loadStart.join(' / ')} -> ${loadAverage().join(' / ')})`)
       return result
     }
+    const payloadSteps = await timed('payload', [], () => Promise.resolve(payloadProfile(settings)))
     const throughputPoints = await timed('throughput', [], () => throughput(url, settings))
     const latencyPoints = await timed('latency', [], () => latency(url, settings))
     const receivePoints = await timed('receive', [], () => receive(url, settings))
+    const burstResults = await timed('burst', [], () => bursts(url, settings))
     const fanoutPoints = await timed('fanout', [], () => fanout(url, settings))
     const memoryResult = await timed('memory', null, () => memory(url, settings))
 
-    const measured = { throughput: throughputPoints, latency: latencyPoints, receive: receivePoints, memory: memoryResult }
+    const measured = {
+      throughput: throughputPoints,
+      latency: latencyPoints,
+      receive: receivePoints,
+      memory: memoryResult,
+      burst: burstResults,
+    }
     const results: BenchResults = {
       meta: {
         date: started.toISOString(),
@@ -704,8 +926,9 @@ async function main(): Promise<void> {
           cpuModel: os.cpus()[0]?.model.trim() ?? 'unknown',
           cpus: os.cpus().length,
           memoryGiB: Math.round(os.totalmem() / 2 ** 30),
-          loadAverageStart: loadAverageStart.map((value) => Number(value.toFixed(2))),
-          loadAverageEnd: os.loadavg().map((value) => Number(value.toFixed(2))),
+          loadAverageStart,
+          loadAverageEnd: loadAverage(),
+          sectionLoad,
         },
         server: { source: server === undefined ? 'DATABASE_URL' : 'embedded', version },
         versions: {
@@ -721,13 +944,14 @@ async function main(): Promise<void> {
       settings,
       ...measured,
       fanout: fanoutPoints,
+      payload: payloadSteps,
       checks: checks(measured),
     }
 
     mkdirSync(dirname(outFile), { recursive: true })
     writeFileSync(outFile, `${JSON.stringify(results, null, 2)}\n`)
     mkdirSync(dirname(docsFile), { recursive: true })
-    writeFileSync(docsFile, renderMarkdown(results, relative(dirname(docsFile), outFile)))
+    writeFileSync(docsFile, renderMarkdown(results, relative(dirname(docsFile), outFile), freshLatencyBeside(outFile)))
     process.stdout.write(`\n${renderConsole(results)}\n`)
     log(`\nwrote ${relative(process.cwd(), outFile)} and ${relative(process.cwd(), docsFile)} in ${results.meta.seconds} s`)
     if (sinkValue() === 0.5) log('unreachable') // keeps the listeners' work observable
@@ -735,6 +959,10 @@ async function main(): Promise<void> {
     await RemoteProbe.shutdown()
     await server?.stop()
   }
+}
+
+function loadAverage(): number[] {
+  return os.loadavg().map((value) => Number(value.toFixed(2)))
 }
 
 function commandLine(settings: Settings): string {

@@ -9,9 +9,28 @@ import { pgIPC, type Message } from '../src/index.js'
 import { benchChannels, large, small, type ChannelNames } from './payloads.js'
 
 export type SenderKind =
-  'raw-rt' | 'raw-pipeline' | 'raw-unnest' | 'pg-ipc' | 'pg-listen' | 'postgres' | 'core' | 'typed-small' | 'typed-large'
+  | 'raw-rt'
+  | 'raw-pipeline'
+  | 'raw-unnest'
+  | 'raw-unnest-large'
+  | 'pg-ipc'
+  | 'pg-listen'
+  | 'postgres'
+  | 'core'
+  | 'typed-small'
+  | 'typed-large'
+  | 'typed-large-compiled'
 
-export type ListenerKind = 'raw' | 'pg-ipc' | 'pg-listen' | 'postgres' | 'core' | 'typed-small' | 'typed-large'
+export type ListenerKind =
+  'raw' | 'raw-large' | 'pg-ipc' | 'pg-listen' | 'postgres' | 'core' | 'typed-small' | 'typed-large' | 'typed-large-compiled'
+
+/** The targets whose notifications carry the large payload. */
+export const LARGE_KINDS: ReadonlySet<SenderKind | ListenerKind> = new Set([
+  'raw-unnest-large',
+  'raw-large',
+  'typed-large',
+  'typed-large-compiled',
+])
 
 export interface Target {
   readonly id: SenderKind
@@ -43,6 +62,13 @@ export const TARGETS: readonly Target[] = [
     group: 'ceiling',
     listener: 'raw',
     how: '`SELECT count(pg_notify(c, p)) FROM unnest($1::text[], $2::text[])`: C notifications per statement, one statement in flight (100 per statement at C=100)',
+  },
+  {
+    id: 'raw-unnest-large',
+    label: 'raw pg, C per statement, large',
+    group: 'ceiling',
+    listener: 'raw-large',
+    how: 'the same `unnest` statement with the large payload (~1.3 KB of JSON, built by the same function as the typed large rows): the ceiling for that size',
   },
   {
     id: 'pg-ipc',
@@ -85,6 +111,13 @@ export const TARGETS: readonly Target[] = [
     group: 'ours',
     listener: 'typed-large',
     how: '`await ipc.notify(name, order)` (nested zod object, ~1.3 KB: customer, addresses, 10 items)',
+  },
+  {
+    id: 'typed-large-compiled',
+    label: 'typed-pg-ipc typed, large, z.compile',
+    group: 'ours',
+    listener: 'typed-large-compiled',
+    how: 'the same, with the schema compiled by zod ahead of time (`defineChannels({ order: z.compile(Order) })`), on both ends',
   },
 ]
 
@@ -135,8 +168,8 @@ function confirmations(): { wait: () => Promise<void>; confirm: () => void; fail
 
 /** `concurrency` = calls in flight (C); for raw-unnest it is the number of notifications per statement. */
 export async function createSender(kind: SenderKind, url: string, names: ChannelNames, concurrency: number): Promise<Sender> {
-  const channel = kind === 'typed-large' ? names.large : names.small
-  const text = (seq: number): string => JSON.stringify(small(seq))
+  const channel = LARGE_KINDS.has(kind) ? names.large : names.small
+  const text = (seq: number): string => JSON.stringify(kind === 'raw-unnest-large' ? large(seq) : small(seq))
   switch (kind) {
     case 'raw-rt':
     case 'raw-pipeline': {
@@ -150,7 +183,8 @@ export async function createSender(kind: SenderKind, url: string, names: Channel
         close: () => client.end(),
       }
     }
-    case 'raw-unnest': {
+    case 'raw-unnest':
+    case 'raw-unnest-large': {
       const client = await connectedClient(url)
       const channels = Array.from({ length: concurrency }, () => channel)
       return {
@@ -225,9 +259,10 @@ export async function createSender(kind: SenderKind, url: string, names: Channel
       }
     }
     case 'typed-small':
-    case 'typed-large': {
+    case 'typed-large':
+    case 'typed-large-compiled': {
       const client = await connectedClient(url)
-      const ipc = benchChannels(names).attach(client)
+      const ipc = benchChannels(names, kind === 'typed-large-compiled').attach(client)
       const make = kind === 'typed-small' ? small : large
       return {
         perCall: 1,
@@ -288,14 +323,15 @@ export async function createListener(
   const connections = options.connections ?? 1
   const perConnection = options.listenersPerConnection ?? 1
   const instances = options.instancesPerConnection ?? 1
-  const channel = kind === 'typed-large' ? names.large : names.small
+  const channel = LARGE_KINDS.has(kind) ? names.large : names.small
   const sockets: Socketed[] = []
   const clients: pg.Client[] = []
   const closers: (() => Promise<unknown>)[] = []
 
   const one = async (): Promise<void> => {
     switch (kind) {
-      case 'raw': {
+      case 'raw':
+      case 'raw-large': {
         const client = await connectedClient(url)
         sockets.push(client)
         clients.push(client)
@@ -360,11 +396,12 @@ export async function createListener(
         return
       }
       case 'typed-small':
-      case 'typed-large': {
+      case 'typed-large':
+      case 'typed-large-compiled': {
         const client = await connectedClient(url)
         sockets.push(client)
         clients.push(client)
-        const channels = benchChannels(names)
+        const channels = benchChannels(names, kind === 'typed-large-compiled')
         const ipcs = Array.from({ length: instances }, () => channels.attach(client))
         closers.push(async () => {
           for (const ipc of ipcs) await ipc.end()

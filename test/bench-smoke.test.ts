@@ -68,24 +68,28 @@ describe('npm run bench (smoke scale)', () => {
     const results = JSON.parse(readFileSync(jsonFile, 'utf8')) as BenchResults
     expect(results.meta.scale).toBe('smoke')
     expect(results.meta.server.source).toBe('DATABASE_URL')
-    // 9 targets x 2 layouts x C=1 and C=100
-    expect(results.throughput).toHaveLength(36)
+    // 11 targets x 2 layouts x C=1 and C=100
+    expect(results.throughput).toHaveLength(44)
     for (const point of results.throughput) {
       expect(positive(point.median.sentPerSec) && positive(point.median.deliveredPerSec), JSON.stringify(point)).toBe(true)
     }
-    expect(results.latency).toHaveLength(18)
+    expect(results.latency).toHaveLength(22)
     for (const point of results.latency) expect(positive(point.p50Ms) && positive(point.p99Ms), JSON.stringify(point)).toBe(true)
     expect(results.receive.length).toBeGreaterThan(0)
     for (const point of results.receive) expect(positive(point.perSec), JSON.stringify(point)).toBe(true)
     expect(results.fanout.length).toBeGreaterThan(0)
     for (const point of results.fanout) expect(positive(point.deliveredPerSec), JSON.stringify(point)).toBe(true)
     expect(results.memory?.samples.length).toBeGreaterThan(1)
+    expect(results.burst?.map((burst) => burst.lost)).toEqual([0, 0, 0])
+    expect(results.payload?.length).toBeGreaterThan(0)
+    for (const step of results.payload ?? []) expect(positive(step.usPerOp), JSON.stringify(step)).toBe(true)
     expect(results.checks.length).toBeGreaterThan(0)
 
     const docs = readFileSync(docsFile, 'utf8')
     expect(docs).toContain('# Benchmarks')
     expect(docs).toContain('## In short')
     expect(docs).toContain('## How to run it again')
+    expect(docs).toContain('xychart-beta')
     // Written for users: no tracker language.
     expect(docs).not.toMatch(/issue \d|\bmissed\b|\btargets? of\b/i)
     // The printed tables

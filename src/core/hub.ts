@@ -145,8 +145,17 @@ export class Hub {
   /** The exchange on the wire, if any: one at a time. */
   #busy = false
   #inFlight: Exchange | undefined
-  readonly #callbacks: (() => void)[] = []
+  /** Deferred callbacks; a notification delivered is its job itself (no closure per message). */
+  readonly #callbacks: ((() => void) | NotifyJob)[] = []
   #callbacksScheduled = false
+  /**
+   * Set when an exchange delivered its notifications, until their callers have heard and what they
+   * do next in microtasks has run: nothing is sent meanwhile, so that the next notifications of
+   * callers awaiting the ones just settled (`await ipc.notify(...)` in a loop, 100 of them at once)
+   * travel together with whatever else is queued in one exchange, rather than the first one alone
+   * and the other 99 in the next (a split that, once started, repeats for ever).
+   */
+  #gathering = false
   /** Backend pid of the connection; the reconnecting mode sets the real one (behind a pooler pg's differs). */
   #backendPid: number | undefined
   /** The reconnecting mode's hook: the attached connection was lost. */
@@ -405,7 +414,8 @@ export class Hub {
 
   #enqueue(job: Job): void {
     this.#queue.push(job)
-    // Sent at once when the session is idle (no extra event-loop turn); otherwise pg's 'drain' or
+    // Sent at once when the session is idle (no extra event-loop turn); while notifications just
+    // settled are being reported, at the end of that gathering (#gather); otherwise pg's 'drain' or
     // 'connect' brings us back.
     this.#pump()
   }
@@ -415,6 +425,7 @@ export class Hub {
    * transaction; else waits for pg's 'drain' (the user's queries done) or 'connect'.
    */
   #pump(): void {
+    if (this.#gathering) return // its end pumps
     while (this.#state === 'attached' && !this.#busy) {
       const head = this.#queue[0]
       if (head === undefined) {
@@ -469,25 +480,29 @@ export class Hub {
       if (job.kind === 'notify') {
         if (!fits(job)) break
         const group: NotifyJob[] = []
-        const seen = new Set<string>()
+        const channels: string[] = []
+        const payloads: string[] = []
+        // payload -> the channels it goes to in this group (keyed by the payload string itself: no
+        // concatenated key to build and hash per notification)
+        const seen = new Map<string, string | string[]>()
         for (let next = queue[taken]; next?.kind === 'notify' && fits(next); next = queue[taken]) {
           if (group.length > 0 && (next.solo || job.solo || next.via !== job.via)) break
+          const { channel, payload } = next
           if (job.via.folds) {
-            const key = `${next.channel}\u0000${next.payload}`
-            if (seen.has(key)) break
-            seen.add(key)
+            const sent = seen.get(payload)
+            if (sent === undefined) seen.set(payload, channel)
+            else if (sent === channel || (Array.isArray(sent) && sent.includes(channel))) break
+            else seen.set(payload, Array.isArray(sent) ? [...sent, channel] : [sent, channel])
           }
           group.push(next)
+          channels.push(channel)
+          payloads.push(payload)
           taken++
           notifications++
-          chars += next.payload.length
+          chars += payload.length
         }
         entries.push({ jobs: group, first: statements.length, count: 1 })
-        statements.push(
-          group.length > 1
-            ? job.via.many(group.map((queued) => [queued.channel, queued.payload] as const))
-            : job.via.one(job.channel, job.payload),
-        )
+        statements.push(group.length === 1 ? job.via.one(job.channel, job.payload) : job.via.many(channels, payloads))
         continue
       }
       let statement: Statement | undefined
@@ -558,6 +573,7 @@ export class Hub {
     }
     this.#queue.unshift(...putBack)
     if (this.#state !== 'attached') this.#settleQueue(lostError(undefined))
+    else if (putBack.length === 0 && batch.entries.some((entry) => entry.jobs[0]?.kind === 'notify')) this.#gather()
   }
 
   /** `report` runs the member's callback: deferred, or at once for a LISTEN seen committed mid-exchange. */
@@ -565,7 +581,7 @@ export class Hub {
     for (const job of entry.jobs) {
       switch (job.kind) {
         case 'notify':
-          report(() => job.settle(undefined))
+          this.#defer(job) // settled with no error (only #apply reports notifications: deferred)
           break
         case 'listen':
           this.#listening.add(job.channel)
@@ -739,15 +755,37 @@ export class Hub {
    * Runs `callback` soon, in order with the others, never inside the caller: a job's outcome is
    * decided inside pg's message handling, where user code must not run.
    */
-  #defer(callback: () => void): void {
+  #defer(callback: (() => void) | NotifyJob): void {
     this.#callbacks.push(callback)
     if (this.#callbacksScheduled) return
     this.#callbacksScheduled = true
     queueMicrotask(() => {
       this.#callbacksScheduled = false
       const callbacks = this.#callbacks.splice(0)
-      for (const run of callbacks) run()
+      for (const run of callbacks) {
+        if (typeof run === 'function') run()
+        else run.settle(undefined)
+      }
     })
+  }
+
+  /**
+   * Holds new work back until the notifications an exchange just settled have been reported and
+   * everything their callers do in microtasks (the continuations of `await notify()`, however deep)
+   * has run, then pumps: in the same macrotask, no event-loop turn and no I/O wait in between. A
+   * nextTick queued from inside a microtask runs once the microtask queue is empty (Node drains it
+   * before its tick queue); queued from outside one, it would run before the microtasks, hence the
+   * microtask that queues it.
+   */
+  #gather(): void {
+    if (this.#gathering) return
+    this.#gathering = true
+    queueMicrotask(() =>
+      process.nextTick(() => {
+        this.#gathering = false
+        this.#pump()
+      }),
+    )
   }
 }
 

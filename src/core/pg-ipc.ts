@@ -258,10 +258,12 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   /**
    * Like `notify`, for layers above: validates synchronously, then returns a promise that settles
    * with the server's answer. Emits neither `notify` nor `error`. Throws after `end()`.
+   * `nameChecked`: the caller already checked the channel name (the typed layer, whose names are
+   * checked once by defineChannels).
    * @internal
    */
-  notifyText(channel: string, text: string): Promise<void> {
-    assertChannelName(channel)
+  notifyText(channel: string, text: string, nameChecked = false): Promise<void> {
+    if (!nameChecked) assertChannelName(channel)
     if (this.#endCalled) throw new EndedError({ action: 'notify', channel })
     return new Promise<void>((resolve, reject) => {
       this.#send(channel, text, (error) => (error === undefined ? resolve() : reject(error)))
@@ -447,7 +449,7 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
   hubDeliver(message: Message): void {
     // Reserved names are never subscribed, so a notification on "error" is never emitted as one.
     if (this.#endCalled || !this.#subscribed.has(message.channel)) return
-    deliverGuarded(this, message.channel, message, (error) => this.#fail(error))
+    deliverGuarded(this, message.channel, message, this.#failListener)
   }
 
   /** @internal */
@@ -485,6 +487,9 @@ export class PgIPCEmitter extends EventEmitter implements HubMember {
     if (this.#endCalled) return
     this.#emitSafely(info.reconnected ? 'reconnect' : 'connect', info)
   }
+
+  /** {@link PgIPCEmitter.#fail}, made once: the receive path passes it for every message. */
+  readonly #failListener = (error: PgIpcError): void => this.#fail(error)
 
   /** A failure the user must hear about: see {@link escalate}. */
   #fail(error: PgIpcError): void {

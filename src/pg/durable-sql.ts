@@ -2,7 +2,7 @@
 // wakes the listeners in the same transaction, the statement that reads what a listener has not
 // seen, and pruning. Identifiers (the schema and table, configurable) are quoted by quoteIdentifier;
 // values travel as bind parameters. docs/durable.md explains the ordering argument behind `read`.
-import { quoteIdentifier, type NotifyKind, type Statement } from './sql.js'
+import { quoteIdentifier, textArray, type NotifyKind, type Statement } from './sql.js'
 
 /** Where durable messages are stored. */
 export interface DurableStorage {
@@ -92,16 +92,18 @@ const WAKE_UP_FROM = `FROM m, LATERAL (SELECT pg_catalog.json_build_object('i', 
 
 /**
  * Several messages stored and announced in one statement (one transaction, one commit), in array
- * order: ids are drawn in that order. One JSON parameter `[[channel, payload], ...]`.
+ * order: ids are drawn in that order. The channels and payloads travel as two binary `text[]`
+ * parameters (no escaping on either side).
  */
-export function publishManyStatement(storage: DurableStorage, pairs: readonly (readonly [string, string])[]): Statement {
+export function publishManyStatement(storage: DurableStorage, channels: readonly string[], payloads: readonly string[]): Statement {
   const { messages } = names(storage)
   return {
     text: `WITH input AS (
-  SELECT e.n->>0 AS channel, e.n->>1 AS payload, e.o FROM pg_catalog.json_array_elements($1::json) WITH ORDINALITY AS e(n, o)
+  SELECT i.channel, i.payload, i.o
+  FROM ROWS FROM (pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) WITH ORDINALITY AS i(channel, payload, o)
 ), m AS (INSERT INTO ${messages} (channel, payload) SELECT channel, payload FROM input ORDER BY o RETURNING id, xid, channel, payload)
 SELECT count(${WAKE_UP}) ${WAKE_UP_FROM}`,
-    values: [JSON.stringify(pairs)],
+    values: [textArray(channels), textArray(payloads)],
   }
 }
 
@@ -109,7 +111,7 @@ SELECT count(${WAKE_UP}) ${WAKE_UP_FROM}`,
 export function durableNotifyKind(storage: DurableStorage): NotifyKind {
   return {
     one: (channel, payload) => publishStatement(storage, channel, payload),
-    many: (pairs) => publishManyStatement(storage, pairs),
+    many: (channels, payloads) => publishManyStatement(storage, channels, payloads),
     folds: false,
   }
 }

@@ -16,6 +16,14 @@
  * nothing of it committed ('failed'); a statement cut off by a lost connection is 'unknown'. pg's
  * client-side `query_timeout` proves nothing either way, so it is ignored: the exchange waits for the
  * server's answer, which still comes.
+ *
+ * A statement with a `name` (the notifications) is a named prepared statement: parsed once per
+ * connection, recorded where pg records its own (`connection.parsedStatements`) once the server ran
+ * it, and from then on sent as Bind/Execute only. A session that lost it (the user's `DISCARD ALL`
+ * or `DEALLOCATE ALL`) answers the Bind with SQLSTATE 26000 before anything ran: the statement is
+ * then 'skipped', so the caller sends it again, and the next exchange parses it anew. A parse is
+ * preceded by a Close of the name, so a statement left on the server by an exchange whose answer
+ * said too little (a parse that succeeded before its execute failed) never makes the parse fail.
  */
 import { internals, isPipelining, phaseOf, type PgClient } from './client.js'
 import { BEGIN, COMMIT, ROLLBACK, type Statement } from './sql.js'
@@ -39,11 +47,17 @@ export type ExchangeResult =
 /** What pg's Connection offers a submittable. */
 interface ProtocolConnection {
   parse(query: { text: string; name?: string; types?: unknown[] }): void
-  bind(config: { portal?: string; statement?: string; values?: readonly (string | null)[] }): void
+  bind(config: { portal?: string; statement?: string; values?: readonly (string | Buffer | null)[] }): void
   execute(config: { portal?: string; rows?: number }): void
+  close(config: { type: 'S' | 'P'; name?: string }): void
   sync(): void
   stream?: { cork?: () => void; uncork?: () => void }
+  /** pg's record of the named statements parsed on this connection, name -> SQL text. */
+  parsedStatements?: Record<string, string | undefined>
 }
+
+/** The server has no prepared statement of that name (a Bind after the session lost it). */
+const NO_SUCH_STATEMENT = '26000'
 
 /** Returned from submit() to make pg skip the exchange without sending anything. */
 class NotSentNow extends Error {}
@@ -97,6 +111,11 @@ export class Exchange {
   #finished = false
   #completed = 0
   #rollingBack = false
+  /** The named statements this exchange parses, and the index of the statement that carries each parse. */
+  readonly #parsing: { readonly name: string; readonly text: string; readonly index: number }[] = []
+  /** Statements sent as Bind/Execute of a statement parsed by an earlier exchange. */
+  readonly #bindOnly = new Set<number>()
+  #connection: ProtocolConnection | undefined
   /** When the server last said something about this exchange: for the health check. */
   lastProgressAt = 0
   /** pg sets this when it wraps the query with its `query_timeout` timer; calling it clears the timer. */
@@ -133,15 +152,16 @@ export class Exchange {
     // the status is that of the ReadyForQuery that ended the previous one.
     if (internals(this.#client).getTransactionStatus?.() !== 'I') return new NotSentNow('inside a transaction')
     this.#submitted = true
+    this.#connection = connection
     this.lastProgressAt = performance.now()
     connection.stream?.cork?.()
     try {
       if (!this.#multi) {
-        write(connection, this.#statements[0] as Statement)
+        this.#write(connection, this.#statements[0] as Statement, 0)
       } else {
-        for (const statement of this.#statements) {
+        for (const [index, statement] of this.#statements.entries()) {
           write(connection, BEGIN)
-          write(connection, statement)
+          this.#write(connection, statement, index)
           write(connection, COMMIT)
         }
       }
@@ -157,10 +177,43 @@ export class Exchange {
     this.#rows.push(message.fields)
   }
 
+  /** Writes one statement: unnamed, or as a named prepared statement (parsed here unless an earlier exchange did). */
+  #write(connection: ProtocolConnection, statement: Statement, index: number): void {
+    const { name, text } = statement
+    const parsed = connection.parsedStatements
+    const known = name === undefined ? undefined : parsed?.[name]
+    if (name === undefined || parsed === undefined || (known !== undefined && known !== text)) {
+      // No name, a connection without pg's record, or the name taken by another text: unnamed.
+      write(connection, statement)
+      return
+    }
+    if (known !== undefined) {
+      this.#bindOnly.add(index)
+    } else if (!this.#parsing.some((entry) => entry.name === name)) {
+      connection.close({ type: 'S', name }) // closing a statement that does not exist is no error
+      connection.parse({ text, name, types: [] })
+      this.#parsing.push({ name, text, index })
+    }
+    connection.bind({ statement: name, values: statement.values ?? [] })
+    connection.execute({ rows: 0 })
+  }
+
+  /** The statement at `index` ran, so the parse it carried succeeded: later exchanges bind it. */
+  #ran(index: number): void {
+    const parsed = this.#connection?.parsedStatements
+    if (parsed === undefined) return
+    for (const entry of this.#parsing) if (entry.index === index) parsed[entry.name] = entry.text
+  }
+
   handleCommandComplete(): void {
     this.lastProgressAt = performance.now()
     if (this.#rollingBack) return
     this.#completed++
+    if (!this.#multi) {
+      if (this.#completed === 1) this.#ran(0)
+    } else if (this.#completed % 3 === 2) {
+      this.#ran((this.#completed - 2) / 3)
+    }
     // In a block, the COMMIT's CommandComplete (every third one) says the statement committed.
     // Alone, the statement commits at the Sync: only its ReadyForQuery says so (a commit can fail).
     if (this.#multi && this.#completed % 3 === 0) {
@@ -184,6 +237,14 @@ export class Exchange {
       if (this.#rollingBack) return
       // The session is ending: what was not confirmed is 'unknown' once the connection is gone.
       if (endsSession(error)) return
+      const index = this.#outcomes.length // the statement the error belongs to
+      if (this.#bindOnly.has(index) && (error as { code?: unknown }).code === NO_SUCH_STATEMENT) {
+        // The session lost our prepared statement: nothing of this one ran. Parse it again next
+        // time, and let the caller send it again ('skipped').
+        this.#forget(this.#statements[index] as Statement)
+        while (this.#outcomes.length < this.#statements.length) this.#outcomes.push({ kind: 'skipped' })
+        return
+      }
       this.#outcomes.push({ kind: 'failed', error })
       while (this.#outcomes.length < this.#statements.length) this.#outcomes.push({ kind: 'skipped' })
       return
@@ -218,6 +279,13 @@ export class Exchange {
     }
     while (this.#outcomes.length < this.#statements.length) this.#outcomes.push({ kind: 'skipped' })
     this.#finish({ sent: true, outcomes: this.#outcomes })
+  }
+
+  #forget(statement: Statement): void {
+    const parsed = this.#connection?.parsedStatements
+    if (parsed !== undefined && statement.name !== undefined && parsed[statement.name] === statement.text) {
+      delete parsed[statement.name]
+    }
   }
 
   /** The connection is gone (the hub saw it first): settle now. */

@@ -1,10 +1,16 @@
 // Every SQL statement the library sends. Values always travel as bind parameters; identifiers are
 // quoted by quoteIdentifier, the only place SQL text is built from a name.
 
-/** A statement and its bind parameters (text, or null for SQL NULL). */
+/** A statement and its bind parameters: text, a Buffer (sent in binary format), or null for SQL NULL. */
 export interface Statement {
   readonly text: string
-  readonly values?: readonly (string | null)[] | undefined
+  readonly values?: readonly (string | Buffer | null)[] | undefined
+  /**
+   * The name of a prepared statement for `text`: the exchange parses it once per connection, and
+   * then each use is Bind/Execute only (no parse and plan on the server). Versioned, so that two
+   * versions of the library sharing a connection never take each other's statement.
+   */
+  readonly name?: string | undefined
 }
 
 /** Quotes an identifier for SQL: the one place identifiers are turned into SQL text. */
@@ -14,21 +20,59 @@ export function quoteIdentifier(name: string): string {
 
 /** Schema-qualified: a pg_notify earlier on the user's search_path must not be called instead. */
 export const NOTIFY_SQL = 'SELECT pg_catalog.pg_notify($1, $2)'
+export const NOTIFY_NAME = 'typed_pg_ipc.notify.1'
 
 /**
- * Many notifications in one statement, in array order, from one JSON parameter `[[channel, payload], ...]`
- * (one row back, not one per notification).
+ * Many notifications in one statement, in array order, from two text arrays (channels, payloads)
+ * sent in binary format: no escaping on either side, where a JSON or text-array literal would escape
+ * every quote of a JSON payload on the client and parse it again on the server. One row back, not
+ * one per notification.
  */
 export const NOTIFY_MANY_SQL =
-  'SELECT count(pg_catalog.pg_notify(n->>0, n->>1)) FROM pg_catalog.json_array_elements($1::json) AS n'
+  'SELECT count(pg_catalog.pg_notify(c, p)) FROM ROWS FROM ' +
+  '(pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) AS t(c, p)'
+export const NOTIFY_MANY_NAME = 'typed_pg_ipc.notify_many.1'
 
 export function notifyStatement(channel: string, payload: string): Statement {
-  return { text: NOTIFY_SQL, values: [channel, payload] }
+  return { text: NOTIFY_SQL, values: [channel, payload], name: NOTIFY_NAME }
 }
 
-/** One statement for several notifications (kept in order; identical pairs would be folded). */
-export function notifyManyStatement(pairs: readonly (readonly [channel: string, payload: string])[]): Statement {
-  return { text: NOTIFY_MANY_SQL, values: [JSON.stringify(pairs)] }
+/** One statement for several notifications, `channels[i]` and `payloads[i]` each (kept in order; identical pairs would be folded). */
+export function notifyManyStatement(channels: readonly string[], payloads: readonly string[]): Statement {
+  return {
+    text: NOTIFY_MANY_SQL,
+    values: [textArray(channels), textArray(payloads)],
+    name: NOTIFY_MANY_NAME,
+  }
+}
+
+/** The OID of PostgreSQL's `text` type, the element type of a binary `text[]`. */
+const TEXT_OID = 25
+
+/**
+ * A one-dimensional `text[]` in PostgreSQL's binary array format (array_recv): dimensions, flags,
+ * element type, length and lower bound, then each element as its byte length and UTF-8 bytes.
+ */
+export function textArray(items: readonly string[]): Buffer {
+  const lengths: number[] = []
+  let size = 20
+  for (const item of items) {
+    const length = Buffer.byteLength(item, 'utf8')
+    lengths.push(length)
+    size += 4 + length
+  }
+  const buffer = Buffer.allocUnsafe(size)
+  buffer.writeInt32BE(1, 0) // dimensions
+  buffer.writeInt32BE(0, 4) // no NULLs
+  buffer.writeInt32BE(TEXT_OID, 8)
+  buffer.writeInt32BE(items.length, 12)
+  buffer.writeInt32BE(1, 16) // lower bound
+  let offset = 20
+  for (let index = 0; index < items.length; index++) {
+    offset = buffer.writeInt32BE(lengths[index] as number, offset)
+    offset += buffer.write(items[index] as string, offset, 'utf8')
+  }
+  return buffer
 }
 
 /**
@@ -38,7 +82,8 @@ export function notifyManyStatement(pairs: readonly (readonly [channel: string, 
  */
 export interface NotifyKind {
   one(channel: string, payload: string): Statement
-  many(pairs: readonly (readonly [channel: string, payload: string])[]): Statement
+  /** Several, in order, in one statement: the channels and the payloads, index by index. */
+  many(channels: readonly string[], payloads: readonly string[]): Statement
   readonly folds: boolean
 }
 

@@ -298,7 +298,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
           .catch((error: unknown) => Promise.reject(this.#explainDurable(name, error)))
       }
       const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
-      return this.#core.notifyText(name, text)
+      return this.#core.notifyText(name, text, true) // #schema(name) above: a channel of the map, checked by defineChannels
     } catch (error) {
       return Promise.reject(error)
     }
@@ -474,6 +474,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
    */
   #subscribe(channel: string): void {
     if (!this.#dispatchers.has(channel)) {
+      const fail = (error: PgIpcError): void => this.#fail(error)
       const dispatcher = this.#plan.durable.has(channel)
         ? (): void => {
             this.#readers.get(channel)?.wake()
@@ -483,7 +484,7 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
             const typed = this.#decode(message)
             // Invalid and own messages reach no listener, so they do not use up a `once`.
             if (typed === undefined) return
-            deliverGuarded(this.#channels, channel, typed, (error) => this.#fail(error))
+            deliverGuarded(this.#channels, channel, typed, fail)
             this.#releaseIfIdle(channel) // `once` listeners leave as they run
           }
       this.#dispatchers.set(channel, dispatcher)

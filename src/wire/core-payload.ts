@@ -51,7 +51,8 @@ export function assertPayloadText(
   form: 'text' | 'json',
   limit: PayloadLimit = NOTIFY_LIMIT,
 ): void {
-  if (text.includes('\u0000')) {
+  // JSON.stringify escapes U+0000 (as \u0000): only raw text can hold one.
+  if (form === 'text' && text.includes('\u0000')) {
     throw new PayloadNotEncodableError(
       `Payload for channel "${channel}" contains a NUL byte, which PostgreSQL cannot carry. Remove it or send JSON (which escapes it).`,
       { channel },

@@ -6,7 +6,7 @@ import { once } from 'node:events'
 import type pg from 'pg'
 import { beforeEach, describe, expect, it } from 'vitest'
 import { pgIPC, type PgIPC } from '../../src/index.js'
-import { FakeConnection, FakeServer, sessionOf, type Frontend } from './support/fake-pg.js'
+import { FakeConnection, FakeServer, readTextArray, sessionOf, type Frontend } from './support/fake-pg.js'
 import { errorsOf, turn } from './support/helpers.js'
 
 let server: FakeServer
@@ -43,10 +43,16 @@ async function answerAll(): Promise<void> {
 const types = (unit: readonly Frontend[] | undefined): string[] => (unit ?? []).map((message) => message.type)
 
 describe('batching', () => {
-  it('one statement alone: Parse/Bind/Execute/Sync, no BEGIN', () => {
+  it('one statement alone, no BEGIN: a named statement parsed once (Close/Parse/Bind/Execute/Sync), then Bind/Execute/Sync only', async () => {
     ipc.notify('c', 'x')
-    expect(types(session.units.at(-1))).toEqual(['parse', 'bind', 'execute', 'sync'])
+    expect(types(session.units.at(-1))).toEqual(['close', 'parse', 'bind', 'execute', 'sync'])
     expect(session.rounds()).toEqual([['NOTIFY c:x']])
+    await answerAll()
+    ipc.notify('c', 'y')
+    expect(types(session.units.at(-1))).toEqual(['bind', 'execute', 'sync'])
+    await answerAll()
+    expect(session.rounds()).toEqual([['NOTIFY c:x'], ['NOTIFY c:y']])
+    expect(server.delivered.map((message) => message.payload)).toEqual(['x', 'y'])
   })
 
   it('several: BEGIN/statement/COMMIT triples under one Sync, in call order', async () => {
@@ -102,9 +108,7 @@ describe('batching', () => {
     const trips = session.units.slice(1).map((unit) => FakeConnection.statements(unit))
     // Distinct pairs: one statement per trip, no BEGIN, 1,000 notifications each.
     expect(trips.map((statements) => statements.length)).toEqual([1, 1, 1])
-    expect(trips.map(([statement]) => (JSON.parse(String(statement?.values[0])) as unknown[]).length)).toEqual([
-      1_000, 1_000, 500,
-    ])
+    expect(trips.map(([statement]) => readTextArray(statement?.values[1]).length)).toEqual([1_000, 1_000, 500])
     expect(server.delivered.map((message) => message.payload)).toEqual(payloads)
   })
 
@@ -126,9 +130,7 @@ describe('batching', () => {
     await answerAll()
     const counts = session.units
       .slice(1)
-      .map((unit) =>
-        FakeConnection.statements(unit).map((statement) => (JSON.parse(String(statement.values[0])) as unknown[]).length),
-      )
+      .map((unit) => FakeConnection.statements(unit).map((statement) => readTextArray(statement.values[1]).length))
     expect(counts).toEqual([[142], [58]]) // 142 x 7,000 characters fit in 1,000,000; 143 do not
     expect(server.delivered.map((message) => message.payload)).toEqual(payloads)
   })

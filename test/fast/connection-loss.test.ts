@@ -109,6 +109,7 @@ describe('connection loss mid-exchange', () => {
     const { grouped, queued } = await exchangeOfThree(session, ipc, async () => {
       session.reply()
       await first.settled
+      await turn() // what waited behind a delivered notification goes once its caller has heard
     })
     expect(grouped.map((outcome) => outcome.state)).toEqual(['fulfilled', 'rejected', 'rejected'])
     expect(grouped[1]?.reason).toBeInstanceOf(NotifyOutcomeUnknownError)

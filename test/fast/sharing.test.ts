@@ -121,6 +121,7 @@ describe('the sharing rule', () => {
     session.reply()
     await user
     expect(session.executed.at(-1)).toMatchObject({ text: 'SELECT 43', status: 'I' })
+    await turn() // x was delivered: y waits until the microtasks of those who awaited x have run
     expect(session.rounds()).toEqual([['NOTIFY c:x'], ['SELECT 43'], ['NOTIFY c:y']])
   })
 

@@ -17,14 +17,16 @@
 // like PostgreSQL would: the transaction status ('I', 'T', 'E'), the implicit transaction of an
 // extended-protocol unit (ended by its Sync), skipping to Sync after an error, ErrorResponse for
 // anything but COMMIT/ROLLBACK in a failed block, LISTEN/UNLISTEN/pg_notify taking effect at
-// commit, and notifications delivered to listening sessions. Tests decide when answers come:
+// commit, and notifications delivered to listening sessions, named prepared statements (Parse with
+// a name, Bind by name, Close, `DISCARD ALL` / `DEALLOCATE ALL`, 42P05 and 26000 as the server
+// answers them; they outlive the transaction that made them). Tests decide when answers come:
 // `auto` sessions answer each unit on their own (after a real macrotask, like socket data, or
 // after `replyDelayMs` of timer time), others answer only when the test calls `reply()`.
 // What it does not model, so the tests against a real server stay necessary: bytes, TCP buffering
 // and partial frames (an answer arrives whole, or `reply({ executes })` cuts it between messages);
 // TCP keepalive and the OS noticing a vanished peer; cancel requests, SSL, authentication and
 // parameter status; several statements in one simple Query; pipelining (pg's `pipeline: true`);
-// named prepared statements; COPY; server-side timeouts (statement_timeout, idle session kills);
+// COPY; server-side timeouts (statement_timeout, idle session kills);
 // the notification queue filling up; SQL beyond the statements the library and these tests send
 // (anything else simply succeeds with no rows).
 import { EventEmitter } from 'node:events'
@@ -40,13 +42,14 @@ export type TxStatus = 'I' | 'T' | 'E'
 export type Frontend =
   | { readonly type: 'startup' }
   | { readonly type: 'query'; readonly text: string }
-  | { readonly type: 'parse'; readonly text: string }
-  | { readonly type: 'bind'; readonly values: readonly unknown[] }
+  | { readonly type: 'parse'; readonly text: string; readonly name: string }
+  /** `text`: what the client last parsed under `statement` on this session ('' = the unnamed one). */
+  | { readonly type: 'bind'; readonly values: readonly unknown[]; readonly statement: string; readonly text: string }
   | { readonly type: 'describe' }
   | { readonly type: 'execute' }
   | { readonly type: 'sync' }
   | { readonly type: 'flush' }
-  | { readonly type: 'close' }
+  | { readonly type: 'close'; readonly name: string }
   | { readonly type: 'terminate' }
 
 /** A statement the server executed, with the session's status when it started. */
@@ -83,7 +86,32 @@ export interface Delivered {
 /** The SQL the library sends, recognised by the server (and by tests, to label statements). */
 const NOTIFY = 'SELECT pg_catalog.pg_notify($1, $2)'
 const NOTIFY_MANY =
-  /^SELECT count\(pg_catalog\.pg_notify\(n->>0, n->>1\)\) FROM pg_catalog\.json_array_elements\(\$1::json\) AS n$/
+  'SELECT count(pg_catalog.pg_notify(c, p)) FROM ROWS FROM ' +
+  '(pg_catalog.unnest($1::pg_catalog.text[]), pg_catalog.unnest($2::pg_catalog.text[])) AS t(c, p)'
+
+/** Reads a binary one-dimensional text[] (what the library sends for NOTIFY_MANY). */
+export function readTextArray(value: unknown): string[] {
+  if (!Buffer.isBuffer(value)) throw new Error(`expected a binary text[], got ${typeof value}`)
+  const dimensions = value.readInt32BE(0)
+  if (dimensions === 0) return []
+  if (dimensions !== 1 || value.readInt32BE(8) !== 25) throw new Error('not a one-dimensional text[]')
+  const count = value.readInt32BE(12)
+  const items: string[] = []
+  let offset = 20
+  for (let index = 0; index < count; index++) {
+    const length = value.readInt32BE(offset)
+    offset += 4
+    items.push(value.toString('utf8', offset, offset + length))
+    offset += length
+  }
+  return items
+}
+
+function notifyManyPairs(values: readonly unknown[]): [string, string][] {
+  const channels = readTextArray(values[0])
+  const payloads = readTextArray(values[1])
+  return channels.map((channel, index) => [channel, payloads[index] ?? ''])
+}
 const LISTEN = /^LISTEN "((?:[^"]|"")*)"$/
 const UNLISTEN = /^UNLISTEN "((?:[^"]|"")*)"$/
 
@@ -225,6 +253,10 @@ export class FakeConnection extends EventEmitter {
   /** Observers: 'unit' (messages) when the client completes a round trip; 'closed'. */
   readonly wire = new EventEmitter()
   #current: Frontend[] = []
+  /** What the client parsed under each name, as it wrote it (for the labels of later binds). */
+  readonly #written = new Map<string, string>()
+  /** The server's prepared statements, name -> text ('' is the unnamed one). */
+  readonly prepared = new Map<string, string>()
   /** Units written and not fully answered yet; the head may be half answered. */
   readonly #unanswered: Frontend[][] = []
   #text = ''
@@ -279,15 +311,22 @@ export class FakeConnection extends EventEmitter {
     this.#endUnit()
   }
 
-  parse(query: { text: string }): void {
-    this.#write({ type: 'parse', text: query.text })
+  parse(query: { text: string; name?: string }): void {
+    const name = query.name ?? ''
+    if (!this.closed) this.#written.set(name, query.text)
+    this.#write({ type: 'parse', text: query.text, name })
   }
 
-  bind(config: { values?: readonly unknown[]; valueMapper?: (value: unknown, index: number) => unknown }): void {
+  bind(config: {
+    values?: readonly unknown[]
+    statement?: string
+    valueMapper?: (value: unknown, index: number) => unknown
+  }): void {
     const values = (config.values ?? []).map((value, index) =>
       config.valueMapper === undefined ? value : config.valueMapper(value, index),
     )
-    this.#write({ type: 'bind', values })
+    const statement = config.statement ?? ''
+    this.#write({ type: 'bind', values, statement, text: this.#written.get(statement) ?? '' })
   }
 
   describe(): void {
@@ -302,8 +341,8 @@ export class FakeConnection extends EventEmitter {
     this.#write({ type: 'flush' })
   }
 
-  close(): void {
-    this.#write({ type: 'close' })
+  close(config: { type?: string; name?: string } = {}): void {
+    if (config.type === 'S' || config.type === undefined) this.#write({ type: 'close', name: config.name ?? '' })
   }
 
   sync(): void {
@@ -379,9 +418,10 @@ export class FakeConnection extends EventEmitter {
     let text = ''
     let values: readonly unknown[] = []
     for (const message of unit) {
-      if (message.type === 'parse') text = message.text
-      else if (message.type === 'bind') values = message.values
-      else if (message.type === 'execute') statements.push({ text, values })
+      if (message.type === 'bind') {
+        text = message.text
+        values = message.values
+      } else if (message.type === 'execute') statements.push({ text, values })
       else if (message.type === 'query') statements.push({ text: message.text, values: [] })
     }
     return statements
@@ -452,13 +492,28 @@ export class FakeConnection extends EventEmitter {
   #answer(message: Frontend): void {
     switch (message.type) {
       case 'parse':
-        this.#text = message.text
-        if (!this.#skipping) this.emit('parseComplete', { name: 'parseComplete', length: 4 })
+        if (this.#skipping) break
+        if (message.name !== '' && this.prepared.has(message.name)) {
+          this.#skipping = true
+          this.#fail({ code: '42P05', message: `prepared statement "${message.name}" already exists` })
+          break
+        }
+        this.prepared.set(message.name, message.text)
+        this.emit('parseComplete', { name: 'parseComplete', length: 4 })
         break
-      case 'bind':
+      case 'bind': {
+        if (this.#skipping) break
+        const text = this.prepared.get(message.statement)
+        if (text === undefined) {
+          this.#skipping = true
+          this.#fail({ code: '26000', message: `prepared statement "${message.statement}" does not exist` })
+          break
+        }
+        this.#text = text
         this.#values = message.values
-        if (!this.#skipping) this.emit('bindComplete', { name: 'bindComplete', length: 4 })
+        this.emit('bindComplete', { name: 'bindComplete', length: 4 })
         break
+      }
       case 'describe':
         this.#described = true
         break
@@ -477,8 +532,13 @@ export class FakeConnection extends EventEmitter {
         this.#endImplicit()
         this.#ready()
         break
-      case 'flush':
       case 'close':
+        if (!this.#skipping) {
+          this.prepared.delete(message.name)
+          this.emit('closeComplete', { name: 'closeComplete', length: 4 })
+        }
+        break
+      case 'flush':
       case 'startup':
       case 'terminate':
         break
@@ -579,6 +639,11 @@ export class FakeConnection extends EventEmitter {
         return { tag: 'ROLLBACK' }
       case 'SELECT 1':
         return this.#statement({ rows: [['1']], columns: ['?column?'] })
+      case 'DISCARD ALL':
+      case 'DEALLOCATE ALL':
+        for (const name of [...this.prepared.keys()]) if (name !== '') this.prepared.delete(name)
+        if (upper === 'DISCARD ALL') this.#effects.push(() => this.listening.clear())
+        return this.#statement({ tag: upper.split(' ')[0] ?? '' })
       case 'SELECT PG_CATALOG.PG_NOTIFICATION_QUEUE_USAGE()':
         return this.#statement({ rows: [['0']], columns: ['pg_notification_queue_usage'] })
       case 'SELECT PG_CATALOG.PG_IS_IN_RECOVERY()::TEXT, PG_CATALOG.PG_BACKEND_PID()::TEXT':
@@ -588,8 +653,8 @@ export class FakeConnection extends EventEmitter {
       this.#notifications.push({ channel: String(values[0]), payload: typeof values[1] === 'string' ? values[1] : '' })
       return this.#statement({ rows: [['']], columns: ['pg_notify'] })
     }
-    if (NOTIFY_MANY.test(text)) {
-      const pairs = JSON.parse(String(values[0])) as [string, string][]
+    if (text === NOTIFY_MANY) {
+      const pairs = notifyManyPairs(values)
       for (const [channel, payload] of pairs) this.#notifications.push({ channel, payload })
       return this.#statement({ rows: [[String(pairs.length)]], columns: ['count'] })
     }
@@ -640,8 +705,8 @@ function socketError(code: string, message: string): Error {
 
 function label(statement: { text: string; values: readonly unknown[] }): string {
   if (statement.text === NOTIFY) return `NOTIFY ${String(statement.values[0])}:${String(statement.values[1])}`
-  if (NOTIFY_MANY.test(statement.text)) {
-    const pairs = JSON.parse(String(statement.values[0])) as [string, string][]
+  if (statement.text === NOTIFY_MANY) {
+    const pairs = notifyManyPairs(statement.values)
     return `NOTIFY ${pairs.map(([channel, payload]) => `${channel}:${payload}`).join(',')}`
   }
   return statement.text
