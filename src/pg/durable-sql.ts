@@ -95,7 +95,11 @@ const WAKE_UP_FROM = `FROM m, LATERAL (SELECT pg_catalog.json_build_object('i', 
  * order: ids are drawn in that order. The channels and payloads travel as two binary `text[]`
  * parameters (no escaping on either side).
  */
-export function publishManyStatement(storage: DurableStorage, channels: readonly string[], payloads: readonly string[]): Statement {
+export function publishManyStatement(
+  storage: DurableStorage,
+  channels: readonly string[],
+  payloads: readonly string[],
+): Statement {
   const { messages } = names(storage)
   return {
     text: `WITH input AS (
