@@ -191,6 +191,10 @@ async function main(): Promise<number> {
 
   const expected = new Map(committed.map((message) => [message.id, message]))
   const problems: string[] = []
+  // The soak's own bookkeeping: one distinct id per committed message, or the checks below prove nothing.
+  if (expected.size !== committed.length || committed.some((message) => !/^\d+$/.test(message.id))) {
+    problems.push(`bookkeeping: ${committed.length} committed messages but ${expected.size} distinct numeric ids`)
+  }
   const check = (who: string, got: readonly { id: string; raw: string }[]): void => {
     const seen = new Map<string, number>()
     for (const message of got) seen.set(message.id, (seen.get(message.id) ?? 0) + 1)

@@ -74,13 +74,13 @@ export function versionStatement(storage: DurableStorage): Statement {
  * Stores one message and wakes the listeners, in one statement (so in one transaction: the
  * caller's, when it runs inside one). The NOTIFY carries the message's id and its transaction id,
  * and the payload itself when the whole fits in a notification; listeners read the table anyway,
- * so a wake-up is all it has to be. Parameters: channel, payload.
+ * so a wake-up is all it has to be. Parameters: channel, payload. Returns the message's id.
  */
 export function publishStatement(storage: DurableStorage, channel: string, payload: string): Statement {
   const { messages } = names(storage)
   return {
     text: `WITH m AS (INSERT INTO ${messages} (channel, payload) VALUES ($1, $2) RETURNING id, xid, channel, payload)
-SELECT ${WAKE_UP} ${WAKE_UP_FROM}`,
+SELECT m.id::text AS id, ${WAKE_UP} ${WAKE_UP_FROM}`,
     values: [channel, payload],
   }
 }
