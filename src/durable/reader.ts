@@ -167,8 +167,3 @@ export class DurableReader {
     return error as PgIpcError
   }
 }
-
-/** The cursor of a reader's current position (for a message's `cursor`, or a caller's bookmark). */
-export function cursorOf(position: Position): string {
-  return encodeCursor(position)
-}

@@ -117,12 +117,6 @@ export function canSendNow(client: PgClient): boolean {
   return state.getTransactionStatus?.() === 'I'
 }
 
-/** The session is inside a transaction block, open ('T') or failed ('E'). */
-export function inTransaction(client: PgClient): boolean {
-  const status = internals(client).getTransactionStatus?.()
-  return status === 'T' || status === 'E'
-}
-
 /** Connects a client (pg's promise form). */
 export function connectClient(client: PgClient): Promise<unknown> {
   return client.connect()

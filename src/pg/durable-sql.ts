@@ -65,11 +65,6 @@ COMMIT;
 `
 }
 
-/** The layout version the table has, or the table is missing (SQLSTATE 42P01). */
-export function versionStatement(storage: DurableStorage): Statement {
-  return { text: `SELECT value FROM ${names(storage).meta} WHERE key = 'version'` }
-}
-
 /**
  * Stores one message and wakes the listeners, in one statement (so in one transaction: the
  * caller's, when it runs inside one). The NOTIFY carries the message's id and its transaction id,
