@@ -119,11 +119,16 @@ export function defineChannels<Schemas extends ChannelSchemas>(
     return schema
   }
   const config = durableConfig(options.durable)
+  const durableNames: ReadonlySet<string> = new Set(names.filter((name) => isDurable(map[name])))
   const plan: ChannelPlan = {
     wire,
-    durable: new Set(names.filter((name) => isDurable(map[name]))),
+    durable: durableNames,
     durableConfig: config,
     durableNotify: durableNotifyKind(config.storage),
+    encode: (name, value) =>
+      durableNames.has(name)
+        ? encodeJsonPayload(name, schemaOf(name), value, { bytes: config.maxPayloadBytes, durable: true })
+        : encodeJsonPayload(name, schemaOf(name), value),
   }
   const { storage } = plan.durableConfig
   const set: ChannelSet<Schemas> = {
@@ -132,15 +137,8 @@ export function defineChannels<Schemas extends ChannelSchemas>(
     attach: (source: PgClient | (ReconnectOptions & AttachOptions), attachOptions?: AttachOptions) =>
       new TypedIPC<Schemas>(plan, source, attachOptions ?? (isReconnectOptions(source) ? source : {})),
     notifyQuery: (name, ...payload) => {
-      if (!plan.durable.has(name)) {
-        const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0])
-        return { text: NOTIFY_SQL, values: [name, text] }
-      }
-      const text = encodeJsonPayload(name, schemaOf(name), (payload as unknown[])[0], {
-        bytes: plan.durableConfig.maxPayloadBytes,
-        durable: true,
-      })
-      const { text: sql } = publishStatement(storage, name, text)
+      const text = plan.encode(name, (payload as unknown[])[0])
+      const sql = durableNames.has(name) ? publishStatement(storage, name, text).text : NOTIFY_SQL
       return { text: sql, values: [name, text] }
     },
     install: async (client) => {

@@ -16,7 +16,7 @@ import {
   type PgIpcError,
 } from '../errors/index.js'
 import type { PgClient } from '../pg/client.js'
-import { decodeJsonPayload, encodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
+import { decodeJsonPayload, type WireSchema } from '../wire/json-payload.js'
 import { decodeCursor, type Position } from '../durable/cursor.js'
 import type { DurableConfig } from '../durable/durable.js'
 import { DurableReader } from '../durable/reader.js'
@@ -128,6 +128,8 @@ export interface ChannelPlan {
   readonly durableConfig: DurableConfig
   /** How durable messages are sent (one object per map: the hub batches messages of one kind together). */
   readonly durableNotify: NotifyKind
+  /** Validates and encodes a payload for `name` (a channel of the map, else UnknownChannelError), within its size limit. */
+  readonly encode: (name: string, value: unknown) => string
 }
 
 /** A running `messages()` loop, as the instance sees it. */
@@ -287,18 +289,13 @@ export class TypedIPC<Schemas extends ChannelSchemas> {
   notify<Name extends string>(name: NotifyName<Schemas, Name>, ...payload: Uninferred<NotifyArgs<Schemas, Name>>): Promise<void> {
     try {
       if (this.#core.ended) throw new EndedError({ action: 'notify', channel: name })
+      const text = this.#plan.encode(name, (payload as unknown[])[0])
       if (this.#plan.durable.has(name)) {
-        const config = this.#plan.durableConfig
-        const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0], {
-          bytes: config.maxPayloadBytes,
-          durable: true,
-        })
         return this.#core
           .notifyVia(name, text, this.#plan.durableNotify)
           .catch((error: unknown) => Promise.reject(this.#explainDurable(name, error)))
       }
-      const text = encodeJsonPayload(name, this.#schema(name), (payload as unknown[])[0])
-      return this.#core.notifyText(name, text, true) // #schema(name) above: a channel of the map, checked by defineChannels
+      return this.#core.notifyText(name, text, true) // encode above: a channel of the map, checked by defineChannels
     } catch (error) {
       return Promise.reject(error)
     }
