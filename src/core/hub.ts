@@ -7,7 +7,15 @@ import {
   messageOf,
   type PgIpcError,
 } from '../errors/index.js'
-import { canSendNow, isClosedByUser, isPipelining, phaseOf, type PgClient, type PgNotification } from '../pg/client.js'
+import {
+  canSendNow,
+  isClosedByUser,
+  isPipelining,
+  phaseOf,
+  quietAfterLoss,
+  type PgClient,
+  type PgNotification,
+} from '../pg/client.js'
 import { exchange, type Exchange, type ExchangeResult, type Outcome } from '../pg/exchange.js'
 import { PLAIN_NOTIFY, listenStatement, unlistenStatement, type NotifyKind, type Statement } from '../pg/sql.js'
 import { decodeCorePayload } from '../wire/core-payload.js'
@@ -661,7 +669,9 @@ export class Hub {
     const kind: LossKind = this.#outage === undefined ? 'closed' : 'disconnected'
     this.#state = this.#outage === undefined ? 'closed' : 'detached'
     this.#listening.clear()
+    const client = this.#client
     this.#letGoOfClient(cause)
+    if (client !== undefined) quietAfterLoss(client)
     this.#settleQueue(error)
     // A client the user closed on purpose is not a failure to report.
     const reported = byUser ? undefined : error

@@ -146,6 +146,17 @@ export function enableKeepAlive(client: PgClient, initialDelayMs: number): void 
   internals(client).connection?.stream?.setKeepAlive?.(true, initialDelayMs)
 }
 
+/**
+ * A connection that failed goes on reporting: pg emits an 'error' for the server's FATAL message
+ * (a terminated backend), then another when the socket closes ("Connection terminated
+ * unexpectedly"). The first is the loss, reported to the instances; the later ones say nothing new,
+ * and with no 'error' listener left on the client each would crash the process of a user who
+ * handles the instance's `error` event, as the docs say to. One shared no-op listener takes them.
+ */
+export function quietAfterLoss(client: PgClient): void {
+  if (!client.listeners('error').includes(ignore)) client.on('error', ignore)
+}
+
 /** Destroys a client we own (and give up on): for a connection that stopped answering. */
 export function destroyClient(client: PgClient): void {
   // pg reports the destroyed socket as an 'error'; nobody needs it, and unheard it would crash.
